@@ -1,0 +1,5 @@
+import sys
+
+from soccerlab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,224 @@
+"""The ``soccerlab`` command: train, eval, play. Each command is a short function.
+
+User mistakes end with one line on stderr and exit code 2; a failed training run with 1; an
+interrupted one (Ctrl-C, SIGTERM) with 130 after saving a checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+
+from soccerlab import __version__
+from soccerlab.errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("give at least one seed")
+    return seeds
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _add_policy_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", metavar="TARGET",
+                   help="a run directory (its best model, else its final model) or a model .zip")
+    p.add_argument("--env", metavar="ENV_ID",
+                   help="env id for a .zip outside a run (or to evaluate a run's model elsewhere)")
+    p.add_argument("--algo", metavar="NAME", help="algorithm of a .zip outside a run (usually guessed)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--deterministic", dest="deterministic", action="store_true", default=True,
+                      help="act with the policy's mean/greedy action (default)")
+    mode.add_argument("--stochastic", dest="deterministic", action="store_false",
+                      help="sample actions from the policy")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="soccerlab", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"soccerlab {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("train", help="train from a YAML experiment file, or resume a run",
+                       description="Train from CONFIG (with key.path=value overrides), or continue "
+                                   "a run with --resume RUN_DIR. Prints the run directory last.")
+    p.add_argument("args", nargs="*", metavar="CONFIG | key.path=value",
+                   help="the experiment YAML, then overrides such as train.total_timesteps=5000")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue this run from its latest checkpoint; overrides may change only "
+                        "train.*, eval.*, video.* and logging.*")
+    p.set_defaults(fn=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a trained policy over several episodes and seeds",
+                       description="Evaluate TARGET and print a table (mean ± std return, length, "
+                                   "success rate where the env reports one).")
+    _add_policy_args(p)
+    p.add_argument("--episodes", type=_positive, help="episodes per seed (default: the run's eval.episodes)")
+    p.add_argument("--seeds", type=_seeds, help="comma-separated seeds, e.g. 0,1,2 (default: the run's eval.seeds)")
+    p.add_argument("--json", metavar="PATH", help="also write the full report (every episode) as JSON")
+    p.set_defaults(fn=cmd_eval)
+
+    p = sub.add_parser("play", help="run a policy, optionally recording an mp4 offscreen",
+                       description="Run TARGET for some episodes and print their returns; with "
+                                   "--video, render offscreen and write an mp4.")
+    _add_policy_args(p)
+    p.add_argument("--episodes", type=_positive, default=1, help="episodes to play (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
+    p.add_argument("--video", metavar="OUT.mp4", help="write the episodes to this mp4 file")
+    p.add_argument("--width", type=_positive, default=640, help="video width in pixels (default 640)")
+    p.add_argument("--height", type=_positive, default=480, help="video height in pixels (default 480)")
+    p.set_defaults(fn=cmd_play)
+    return parser
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from soccerlab.training import trainer
+
+    command = "soccerlab " + shlex.join(sys.argv[1:])
+    if args.resume:
+        overrides = args.args
+        _check_overrides(overrides)
+        result = trainer.resume(args.resume, overrides, command)
+    else:
+        if not args.args:
+            raise UserError("train needs a CONFIG file (or --resume RUN_DIR)")
+        config, overrides = args.args[0], args.args[1:]
+        if "=" in config:
+            raise UserError(f"expected a CONFIG file first, got the override {config!r}")
+        _check_overrides(overrides)
+        result = trainer.start(config, overrides, command)
+    stream = sys.stdout if result.status == "finished" else sys.stderr
+    print(result.message, file=stream)
+    print(result.run)
+    return result.exit_code
+
+
+def _check_overrides(overrides: Sequence[str]) -> None:
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"expected key.path=value, got {item!r}")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from soccerlab.envs.factory import eval_suite
+    from soccerlab.evaluation import EvalReport, model_predictor, run_episodes
+    from soccerlab.loading import load_policy
+    from soccerlab.runs import write_json_atomic
+
+    loaded = load_policy(args.target, args.env, args.algo)
+    cfg = loaded.cfg
+    seeds = args.seeds or cfg.eval.seeds
+    episodes = args.episodes or cfg.eval.episodes
+    predict = model_predictor(loaded.model, args.deterministic)
+    found = []
+    for name, make in eval_suite(cfg):
+        venv = make(len(seeds))
+        try:
+            found += run_episodes(predict, venv, seeds, episodes, name, loaded.vecnorm)
+        finally:
+            venv.close()
+    report = EvalReport(found, args.deterministic)
+    print(f"model: {loaded.path}")
+    print(report.table())
+    if args.json:
+        from pathlib import Path
+
+        write_json_atomic(Path(args.json), {"model": str(loaded.path), **report.to_dict()})
+        print(f"report: {args.json}")
+    return 0
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    from soccerlab.envs.factory import env_factory
+    from soccerlab.evaluation import model_predictor
+    from soccerlab.loading import load_policy
+    from soccerlab.video import make_render_env, record
+
+    loaded = load_policy(args.target, args.env, args.algo)
+    predict = model_predictor(loaded.model, args.deterministic)
+
+    def factory(**kwargs):
+        return env_factory(loaded.cfg.env, **kwargs)()
+
+    if args.video:
+        if not args.video.endswith(".mp4"):
+            raise UserError(f"--video expects a path ending in .mp4, got {args.video!r}")
+        env = make_render_env(factory, args.width, args.height)
+        try:
+            out = record(predict, env, args.video, episodes=args.episodes,
+                         normalizer=loaded.vecnorm, seed=args.seed)
+        finally:
+            env.close()
+        _print_episodes(out["returns"], out["lengths"])
+        print(f"video: {out['path']} ({out['frames']} frames)")
+        return 0
+    env = factory()
+    try:
+        returns, lengths = _play(predict, env, args.episodes, args.seed, loaded.vecnorm)
+    finally:
+        env.close()
+    _print_episodes(returns, lengths)
+    return 0
+
+
+def _play(predict, env, episodes: int, seed: int, normalizer) -> tuple[list[float], list[int]]:
+    import numpy as np
+
+    returns, lengths = [], []
+    obs, _ = env.reset(seed=seed)
+    while len(returns) < episodes:
+        ret, length, done = 0.0, 0, False
+        while not done:
+            batch = np.asarray(obs)[None]
+            if normalizer is not None:
+                batch = normalizer.normalize_obs(batch)
+            obs, reward, terminated, truncated, _ = env.step(predict(batch)[0])
+            ret += float(reward)
+            length += 1
+            done = terminated or truncated
+        returns.append(ret)
+        lengths.append(length)
+        obs, _ = env.reset()
+    return returns, lengths
+
+
+def _print_episodes(returns: list[float], lengths: list[int]) -> None:
+    for i, (r, n) in enumerate(zip(returns, lengths, strict=True)):
+        print(f"episode {i}: return {r:.2f}, length {n}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except UserError as exc:
+        print(f"soccerlab {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"soccerlab {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

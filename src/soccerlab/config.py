@@ -1,0 +1,366 @@
+"""The experiment schema: one YAML file, validated, typed and frozen.
+
+The schema is the single source of defaults. Unknown keys and wrong types are errors that name
+the key's dotted path (and suggest the closest valid key). Loading uses ``yaml.safe_load``
+semantics only; command-line overrides are ``key.path=value`` pairs whose value is read as YAML.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+
+from soccerlab.errors import UserError
+
+
+class _Section(BaseModel):
+    """A config section: unknown keys are errors and values are immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections
+# ---------------------------------------------------------------------------------------------
+
+
+class ExperimentConfig(_Section):
+    name: str = Field("run", description="Run name; the run directory is <name>-<timestamp>.")
+    seed: int = Field(0, description="Seeds Python, NumPy, torch, the model and the envs.")
+    output_dir: str = Field("experiments", description="Root of experiments/<env>/<algo>/.")
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", v):
+            raise ValueError("use letters, digits, '.', '_' and '-' only")
+        return v
+
+
+class NormalizeConfig(_Section):
+    """VecNormalize settings. ``env.normalize: true`` means all defaults."""
+
+    obs: bool = Field(True, description="Normalise observations with running mean/std.")
+    reward: bool = Field(True, description="Scale rewards by the running std of the return.")
+    clip_obs: float = Field(10.0, gt=0)
+    clip_reward: float = Field(10.0, gt=0)
+
+
+class EnvConfig(_Section):
+    id: str | None = Field(None, description="A Gymnasium env id, e.g. Pendulum-v1.")
+    n_envs: int = Field(1, ge=1, description="Parallel envs in the training VecEnv.")
+    vec_env: Literal["dummy", "subproc"] = Field("dummy", description="In-process or subprocess envs.")
+    normalize: NormalizeConfig | None = Field(
+        None, description="VecNormalize: false, true (defaults) or a mapping of its settings."
+    )
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="Extra gym.make keyword arguments.")
+    max_episode_steps: int | None = Field(None, ge=1, description="Override the env's time limit.")
+
+    @field_validator("normalize", mode="before")
+    @classmethod
+    def _normalize_bool(cls, v: Any) -> Any:
+        if v is True:
+            return {}
+        return None if v is False else v
+
+    @field_serializer("normalize")
+    def _normalize_out(self, v: NormalizeConfig | None) -> Any:
+        return False if v is None else v.model_dump()
+
+    @model_validator(mode="after")
+    def _one_env(self) -> EnvConfig:
+        if self.id is None:
+            raise ValueError("missing required key 'env.id'")
+        return self
+
+    @property
+    def label(self) -> str:
+        """A short filesystem-safe name for the env, used in run paths."""
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", str(self.id))
+
+
+class InitConfig(_Section):
+    """Warm start from pretrained weights."""
+
+    path: str = Field(description="An SB3 .zip, or a PyTorch file holding a state dict.")
+    freeze_layers: int = Field(0, ge=0, description="Freeze the first N linear layers of the actor.")
+    unfreeze_at: int | None = Field(None, ge=0, description="Step at which frozen layers unfreeze.")
+
+
+class PolicyKwargs(_Section):
+    """SB3 policy_kwargs, with activations and feature extractors given by name.
+
+    Keys other than these four are passed to the policy as they are and checked against its
+    constructor's signature when the model is built.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    net_arch: list[int] | dict[str, list[int]] | None = None
+    activation_fn: str | None = Field(None, description="relu, tanh, elu, gelu, silu, leaky_relu")
+    features_extractor_class: str | None = Field(None, description="flatten, mlp or residual_mlp")
+    features_extractor_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class AlgoConfig(_Section):
+    name: str = Field("ppo", description="ppo, a2c, sac, td3, ddpg, tqc, crossq, trpo")
+    policy: str = Field("MlpPolicy", description="SB3 policy name (MlpPolicy, MultiInputPolicy...).")
+    params: dict[str, Any] = Field(default_factory=dict, description="Algorithm keyword arguments.")
+    policy_kwargs: PolicyKwargs = Field(default_factory=PolicyKwargs)
+    lr_schedule: Literal["constant", "linear"] = Field(
+        "constant", description="linear decays params.learning_rate to 0 over train.total_timesteps."
+    )
+    init: InitConfig | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _lower(cls, v: str) -> str:
+        return v.lower()
+
+
+class ValidationConfig(_Section):
+    """Held-out transitions for off-policy algorithms; their critic TD error is logged."""
+
+    every: int = Field(5000, ge=1, description="Log train/val_td_error every N steps.")
+    size: int = Field(1000, ge=1, description="Transitions held out (never trained on).")
+    fraction: float = Field(0.05, gt=0, le=0.5, description="Share of transitions diverted until full.")
+
+
+class TrainConfig(_Section):
+    total_timesteps: int = Field(100_000, ge=1)
+    checkpoint_every: int | None = Field(10_000, ge=1, description="Env steps between checkpoints.")
+    keep_checkpoints: int = Field(3, ge=1, description="Keep the last K checkpoints.")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    progress_bar: bool = True
+    validation: ValidationConfig | None = None
+
+
+class EvalConfig(_Section):
+    every: int | None = Field(10_000, ge=1, description="Env steps between evaluations (null: final only).")
+    episodes: int = Field(5, ge=1, description="Episodes per seed.")
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    deterministic: bool = True
+
+
+class VideoConfig(_Section):
+    every: int | None = Field(None, ge=1, description="Record every N env steps (null: never).")
+    length: int = Field(300, ge=1, description="Frames per video.")
+    width: int = Field(480, ge=16)
+    height: int = Field(360, ge=16)
+
+
+class WandbConfig(_Section):
+    mode: Literal["online", "offline", "disabled"] = "disabled"
+    project: str = "soccerlab"
+    entity: str | None = None
+    tags: list[str] = Field(default_factory=list)
+
+
+class LoggingConfig(_Section):
+    wandb: WandbConfig = Field(default_factory=WandbConfig)
+    verbose: int = Field(0, ge=0, le=2, description="SB3 verbosity.")
+
+
+class Config(_Section):
+    experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
+    env: EnvConfig
+    algo: AlgoConfig = Field(default_factory=AlgoConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    video: VideoConfig = Field(default_factory=VideoConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain, YAML-safe dict that loads back into an equal Config."""
+        return self.model_dump(mode="json", exclude_none=False)
+
+
+# Sections whose values may change when a run is resumed; everything else defines the run.
+RESUMABLE_SECTIONS = ("train", "eval", "video", "logging")
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML
+# ---------------------------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-3`` as a float (YAML 1.1 requires ``1.0e-3``)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(f"{source}: invalid YAML{where}: {problem}") from None
+
+
+def dump_yaml(data: dict[str, Any]) -> str:
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading, overrides, errors
+# ---------------------------------------------------------------------------------------------
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read a YAML experiment file, apply ``key.path=value`` overrides, validate."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read config {path}: {exc}") from None
+    data = parse_yaml(text, str(path))
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: the top level must be a mapping of sections")
+    return config_from_dict(apply_overrides(data, overrides), source=str(path))
+
+
+def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(f"{source}: {_describe(exc)}") from None
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Return a copy of ``data`` with each ``a.b.c=value`` set (value parsed as YAML)."""
+    import copy
+
+    data = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise UserError(f"bad override {item!r}: expected key.path=value")
+        value = parse_yaml(raw, f"override {key}") if raw.strip() else None
+        node = data
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                where = ".".join(parts[: i + 1])
+                raise UserError(f"bad override {item!r}: {where} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line for the first validation error, naming the key's dotted path."""
+    # an unknown key usually explains the errors that follow from it: report it first
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    first = errors[0]
+    loc = [str(p) for p in first["loc"] if not _is_union_tag(p)]
+    path = ".".join(loc)
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    if first["type"] == "extra_forbidden":
+        parent, name = loc[:-1], loc[-1]
+        hint = _suggest(name, _valid_keys(parent))
+        return f"unknown key '{path}'{hint}{more}"
+    if first["type"] == "missing":
+        return f"missing required key '{path}'{more}"
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "value_error" and msg.startswith("missing required key"):
+        return f"{msg}{more}"
+    got = first.get("input")
+    shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+    return f"{path}: {msg}{shown}{more}"
+
+
+def _is_union_tag(part: Any) -> bool:
+    # pydantic adds the union member's name (e.g. 'bool', 'NormalizeConfig') into the location
+    return isinstance(part, str) and (part[:1].isupper() or part in {"bool", "int", "float", "str"}
+                                      or part.startswith(("list[", "dict[")))
+
+
+def _valid_keys(parent: list[str]) -> list[str]:
+    model: Any = Config
+    for part in parent:
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        model = _model_of(field.annotation)
+        if model is None:
+            return []
+    return list(model.model_fields)
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _suggest(name: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def suggest(name: str, options: list[str]) -> str:
+    """' (did you mean 'x'?)' for the closest option, or ''."""
+    return _suggest(name, options)
+
+
+def check_resume_compatible(old: Config, new: Config) -> None:
+    """Resuming may change only train/eval/video/logging; anything else defines the run."""
+    a, b = old.to_dict(), new.to_dict()
+    for section in a:
+        if section in RESUMABLE_SECTIONS:
+            continue
+        diff = _first_difference(a[section], b.get(section), section)
+        if diff:
+            raise UserError(
+                f"cannot resume: {diff} differs from the run's config; only "
+                f"{', '.join(RESUMABLE_SECTIONS)} may change on resume"
+            )
+
+
+def _first_difference(a: Any, b: Any, path: str) -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            found = _first_difference(a.get(key), b.get(key), f"{path}.{key}")
+            if found:
+                return found
+        return None
+    return None if a == b else path

@@ -1,0 +1,1 @@
+"""Environments: Gymnasium env factories and the soccer showdown envs."""

@@ -1,0 +1,1 @@
+"""Training: the trainer flow, its callbacks, warm starts and validation loss."""
