@@ -225,9 +225,10 @@ class Trainer:
             self.best_score = float(json.loads(metrics.read_text())["score"])
 
     def _logger(self) -> Logger:
-        # On resume, TensorBoard drops events at or after the checkpoint step that an earlier
-        # attempt wrote (purge_step), so the curves continue without overlap.
-        purge = self.model.num_timesteps if self.checkpoint is not None else None
+        # On resume, TensorBoard drops the events an earlier attempt wrote after the checkpoint
+        # (purge_step), so the curves continue without overlap. Events at the checkpoint's own
+        # step were logged before it was saved and stay.
+        purge = self.model.num_timesteps + 1 if self.checkpoint is not None else None
         formats: list[Any] = [_TensorBoard(str(self.run_dir.tb_dir), purge)]
         if self.cfg.logging.verbose:
             formats.append(HumanOutputFormat(sys.stdout))
