@@ -18,15 +18,15 @@ def write_config(path: Path, data: dict) -> Path:
     return path
 
 
-def pendulum_config(out: Path, algo: str = "ppo", **sections) -> dict:
+def pendulum_config(out: Path, algo_name: str = "ppo", **sections) -> dict:
     """A tiny Pendulum experiment writing runs under ``out``."""
     params = {"ppo": {"n_steps": 128, "batch_size": 64, "n_epochs": 2},
               "sac": {"learning_starts": 100, "buffer_size": 5000, "batch_size": 64},
-              "td3": {"learning_starts": 100, "buffer_size": 5000, "batch_size": 64}}.get(algo, {})
+              "td3": {"learning_starts": 100, "buffer_size": 5000, "batch_size": 64}}.get(algo_name, {})
     cfg = {
         "experiment": {"name": "t", "seed": 0, "output_dir": str(out)},
         "env": {"id": "Pendulum-v1", "n_envs": 2},
-        "algo": {"name": algo, "params": params, "policy_kwargs": {"net_arch": [32, 32]}},
+        "algo": {"name": algo_name, "params": params, "policy_kwargs": {"net_arch": [32, 32]}},
         "train": {"total_timesteps": 512, "checkpoint_every": 256, "progress_bar": False},
         "eval": {"every": 256, "episodes": 1, "seeds": [0]},
     }

@@ -71,7 +71,7 @@ def get_algo(name: str) -> AlgoSpec:
 
 
 def algo_from_policy_class(policy_class_path: str) -> AlgoSpec | None:
-    """Guess the algorithm from a saved policy class path (e.g. 'stable_baselines3.sac.policies')."""
+    """Guess the algorithm from a saved policy module (e.g. 'stable_baselines3.sac.policies')."""
     parts = policy_class_path.lower().split(".")
     for spec in ALGOS.values():
         if spec.name in parts:

@@ -68,7 +68,7 @@ def _guess_algo(model_path: Path) -> AlgoSpec:
     try:
         with zipfile.ZipFile(model_path) as zf:
             data = json.loads(zf.read("data"))
-        spec = algo_from_policy_class(data["policy_class"][":module:"])
+        spec = algo_from_policy_class(data["policy_class"]["__module__"])
     except (KeyError, ValueError, zipfile.BadZipFile):
         spec = None
     if spec is None:

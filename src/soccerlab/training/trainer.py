@@ -156,6 +156,8 @@ class Trainer:
                 print(f"froze the first {len(layers)} actor layers {until}")
         if cfg.video.every:
             self._check_rendering()
+        if cfg.logging.wandb.mode != "disabled":
+            _import_wandb()
 
     def _load_checkpoint(self, device: str) -> None:
         ckpt = self.checkpoint
@@ -238,10 +240,7 @@ class Trainer:
         wb = self.cfg.logging.wandb
         if wb.mode == "disabled":
             return
-        try:
-            import wandb
-        except ImportError:
-            raise UserError("logging.wandb.mode needs wandb: pip install 'soccerlab[wandb]'") from None
+        wandb = _import_wandb()
         meta = self.run_dir.read_meta()
         run_id = meta.get("wandb_id") or wandb.util.generate_id()
         self.run_dir.update_meta(wandb_id=run_id)
@@ -445,6 +444,7 @@ class Trainer:
         warmstart.set_frozen(self.model, n, False)
         self.frozen = False
         self.model.logger.record("train/unfrozen_layers", n)
+        self.model.logger.dump(self.model.num_timesteps)
         message = f"step {self.model.num_timesteps}: unfroze the first {n} actor layers"
         if self.progress is not None and self.progress.bar is not None:
             self.progress.bar.write(message)
@@ -460,6 +460,14 @@ class _TensorBoard(TensorBoardOutputFormat):
 
         self.writer = SummaryWriter(log_dir=folder, purge_step=purge_step)
         self._is_closed = False
+
+
+def _import_wandb() -> Any:
+    try:
+        import wandb
+    except ImportError:
+        raise UserError("logging.wandb.mode needs wandb: pip install 'soccerlab[wandb]'") from None
+    return wandb
 
 
 def _load_vecnormalize(path: Path, venv: VecEnv) -> VecNormalize:

@@ -45,7 +45,7 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"algo.init.path: file not found: {path}")
-    if zipfile.is_zipfile(path):
+    if _is_sb3_archive(path):
         return _from_sb3_zip(path), "policy"
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -58,6 +58,14 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
                 return _tensors(obj[key], path), kind
         return _tensors(obj, path), "policy"
     raise UserError(f"algo.init.path: {path} holds a {type(obj).__name__}, not a state dict")
+
+
+def _is_sb3_archive(path: Path) -> bool:
+    """SB3 zips hold 'data' and 'policy.pth' (torch.save files are zips too, with other names)."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as zf:
+        return {"data", "policy.pth"} <= set(zf.namelist())
 
 
 def _from_sb3_zip(path: Path) -> dict[str, torch.Tensor]:
