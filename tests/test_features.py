@@ -143,11 +143,12 @@ def test_linear_learning_rate_schedule_decays_to_zero(tmp_path, cli):
     cfg = pendulum_config(tmp_path, "ppo", algo={"lr_schedule": "linear", "params": {
         "n_steps": 128, "batch_size": 64, "learning_rate": 1e-3}})
     run = train(cli, tmp_path, "lr", cfg)
-    # progress remaining after each 256-step rollout: 0.5, then 0
+    # the first update runs after 256 of 512 steps (progress remaining 0.5); PPO logs it late
     lrs = [(step, round(v, 9)) for step, v in scalars(run, "train/learning_rate")]
-    assert lrs == [(256, 5e-4), (512, 0.0)]
+    assert lrs == [(512, 5e-4)]
     model = PPO.load(run / "model.zip")
     assert model.lr_schedule(1.0) == pytest.approx(1e-3) and model.lr_schedule(0.0) == 0.0
+    assert model.policy.optimizer.param_groups[0]["lr"] == 0.0  # the last update used progress 0
 
 
 def test_named_activation_and_residual_extractor(tmp_path, cli):
