@@ -84,6 +84,8 @@ class SoccerEnv(gym.Env):
             if walker is None:
                 raise UserError("walker control needs a walker (path or hf:// reference)")
             self.walker = walker if isinstance(walker, JoystickWalker) else load_walker(walker)
+            if self.walker.num_envs != 1:
+                raise ValueError(f"SoccerEnv needs a walker for 1 env, got {self.walker.num_envs}")
             self.action_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
         else:
             self.action_space = gym.spaces.Box(-1.0, 1.0, (NUM_JOINTS,), np.float32)
