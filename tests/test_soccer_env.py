@@ -15,8 +15,11 @@ from soccerlab.envs.soccer.multitask import (
     make_soccer_env_fns,
     plan_slots,
 )
+from soccerlab.envs.soccer.observation import unified_observation
 from soccerlab.envs.soccer.rewards import ShapingConfig, potential
 from soccerlab.envs.soccer.scripted import chase_command
+from soccerlab.envs.soccer.walker import scale_command
+from soccerlab.envs.soccer.walker_load import load_walker
 from soccerlab.errors import UserError
 
 LIMITS = np.array([45, 45, 30, 65, 24, 15] * 2, dtype=np.float32)
@@ -119,6 +122,32 @@ def test_walker_control_holds_command_10_steps_and_stops_early(zero_gain_walker)
     assert length == ref_info["soccer"]["length"] and length % 10 != 0  # stopped mid agent step
     assert len(rewards) + 1 == -(-length // 10)
     assert info["soccer"]["score"] == pytest.approx(-2.4885, abs=1e-3)
+    walker_env.close()
+    torque_env.close()
+
+
+def test_walker_control_feeds_the_walker_from_every_inner_step(tmp_path):
+    """Walker control equals a hand-written loop: torque env + the same walker fed each step."""
+    pt, _ = write_walker(tmp_path)  # random tiny policy, real PD gains
+    walker_env = SoccerEnv("kick_to_target", control="walker", walker=str(pt))
+    torque_env = SoccerEnv("kick_to_target")
+    manual = load_walker(str(pt))
+    walker_env.reset(seed=4)
+    raw, info = torque_env.raw_env.reset(seed=4)
+    actions = np.array([[0.6, 0.0, 0.0], [0.2, -0.4, 0.5], [0.0, 0.0, 0.0]], dtype=np.float32)
+    for action in actions:
+        obs, reward, *_ = walker_env.step(action)
+        command = scale_command(action, manual.config.command_ranges)
+        total = 0.0
+        for _ in range(10):
+            torques = manual.step(
+                raw[:12], raw[12:24], info["robot_quat"], info["robot_gyro"], command
+            )
+            raw, r, *_, info = torque_env.raw_env.step(torques[0])
+            total += r
+        assert reward == pytest.approx(total, rel=1e-6)
+        np.testing.assert_allclose(obs, unified_observation(raw, info, task_index=2), rtol=1e-6)
+    assert np.abs(raw[:12] - manual.config.default_q).max() > 0.01  # the walker did move joints
     walker_env.close()
     torque_env.close()
 
