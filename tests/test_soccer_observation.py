@@ -149,18 +149,22 @@ def test_unknown_raw_size_without_task_raises():
         unified_observation(obs, info)
 
 
-def sai_namespace() -> dict:
-    """Run the submission file the way SAI does: import lines stripped, only np and env."""
+def sai_namespace(harsh: bool) -> dict:
+    """Run the submission file the way SAI does: import lines stripped, only np and env.
+
+    ``harsh`` also drops every other line that mentions "import" (a cruder stripper)."""
     source = submission_source()
-    kept = [line for line in source.splitlines() if not re.match(r"\s*(import|from)\s", line)]
+    pattern = r".*\bimport\b|\s*from\s" if harsh else r"\s*(import|from)\s"
+    kept = [line for line in source.splitlines() if not re.match(pattern, line)]
     assert len(kept) < len(source.splitlines())  # the numpy import was there and is gone
     namespace = {"np": np, "env": object()}
     exec(compile("\n".join(kept), "submission", "exec"), namespace)
     return namespace
 
 
-def test_preprocessor_runs_under_sai_rules_single_and_batched():
-    namespace = sai_namespace()
+@pytest.mark.parametrize("harsh", [False, True])
+def test_preprocessor_runs_under_sai_rules_single_and_batched(harsh):
+    namespace = sai_namespace(harsh)
     pre = namespace["Preprocessor"]()
     obs, info = fake_step(45, seed=9)
     np.testing.assert_allclose(
