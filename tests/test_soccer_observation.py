@@ -1,0 +1,192 @@
+"""Unified observation: layout, projected gravity, batching, task one-hot, SAI exec rules."""
+
+from __future__ import annotations
+
+import re
+
+import mujoco
+import numpy as np
+import pytest
+
+from soccerlab.envs.soccer.observation import (
+    observation_slices,
+    projected_gravity,
+    quat_rotate_inverse,
+    submission_source,
+    unified_observation,
+)
+from soccerlab.envs.soccer.submission import Preprocessor, action_function
+
+# The 86-value layout as SOCCER.md lists it (after 24 joint values and 3 gravity values).
+INFO_ORDER = [
+    ("robot_gyro", 3), ("robot_accelerometer", 3), ("robot_velocimeter", 3),
+    ("goal_team_0_rel_robot", 3), ("goal_team_1_rel_robot", 3), ("goal_team_0_rel_ball", 3),
+    ("goal_team_1_rel_ball", 3), ("ball_xpos_rel_robot", 3), ("ball_velp_rel_robot", 3),
+    ("ball_velr_rel_robot", 3), ("player_team", 2), ("goalkeeper_team_0_xpos_rel_robot", 3),
+    ("goalkeeper_team_0_velp_rel_robot", 3), ("goalkeeper_team_1_xpos_rel_robot", 3),
+    ("goalkeeper_team_1_velp_rel_robot", 3), ("target_xpos_rel_robot", 3),
+    ("target_velp_rel_robot", 3), ("defender_xpos", 9),
+]  # fmt: skip
+
+S = np.sqrt(0.5)
+KNOWN_GRAVITY = [  # (x, y, z, w) quaternion, gravity in the body frame
+    ((0.0, 0.0, 0.0, 1.0), (0.0, 0.0, -1.0)),
+    ((0.0, 0.0, 1.0, 0.0), (0.0, 0.0, -1.0)),  # yaw 180 deg: still upright
+    ((S, 0.0, 0.0, S), (0.0, -1.0, 0.0)),  # roll +90 deg about x
+    ((0.0, S, 0.0, S), (1.0, 0.0, 0.0)),  # pitch +90 deg about y
+    ((1.0, 0.0, 0.0, 0.0), (0.0, 0.0, 1.0)),  # upside down
+]
+
+
+def random_quats(n: int, seed: int = 0) -> np.ndarray:
+    q = np.random.default_rng(seed).normal(size=(n, 4))
+    return q / np.linalg.norm(q, axis=1, keepdims=True)
+
+
+def mujoco_gravity(quat_xyzw: np.ndarray) -> np.ndarray:
+    """Independent reference: MuJoCo rotates by the conjugate (w, -x, -y, -z) quaternion."""
+    x, y, z, w = quat_xyzw
+    out = np.zeros(3)
+    mujoco.mju_rotVecQuat(out, np.array([0.0, 0.0, -1.0]), np.array([w, -x, -y, -z]))
+    return out
+
+
+def fake_step(raw_size: int, seed: int, n: int | None = None):
+    """Raw obs and info with distinct values everywhere, single (n None) or batched."""
+    rng = np.random.default_rng(seed)
+    shape = () if n is None else (n,)
+    obs = rng.normal(size=(*shape, raw_size)).astype(np.float32)
+    info = {key: rng.normal(size=(*shape, size)) for key, size in INFO_ORDER}
+    info["player_team"] = np.broadcast_to(np.array([1, 0]), (*shape, 2)).copy()
+    quats = random_quats(1 if n is None else n, seed)
+    info["robot_quat"] = quats[0] if n is None else quats
+    info["success"] = np.zeros(shape, dtype=bool)
+    return obs, info
+
+
+def expected_row(obs: np.ndarray, info: dict, onehot: list[float]) -> np.ndarray:
+    parts = [obs[:12], obs[12:24], mujoco_gravity(np.asarray(info["robot_quat"], dtype=np.float64))]
+    parts += [np.asarray(info[key], dtype=np.float64).reshape(size) for key, size in INFO_ORDER]
+    parts.append(np.array(onehot))
+    return np.concatenate(parts)
+
+
+@pytest.mark.parametrize(("quat", "gravity"), KNOWN_GRAVITY)
+def test_projected_gravity_known_quaternions(quat, gravity):
+    np.testing.assert_allclose(projected_gravity(np.array(quat)), gravity, atol=1e-6)
+
+
+def test_quat_rotate_inverse_matches_mujoco_batched():
+    quats = random_quats(16, seed=3)
+    vecs = np.random.default_rng(4).normal(size=(16, 3))
+    out = quat_rotate_inverse(quats, vecs)
+    assert out.shape == (16, 3)
+    for q, v, o in zip(quats, vecs, out, strict=True):
+        x, y, z, w = q
+        ref = np.zeros(3)
+        mujoco.mju_rotVecQuat(ref, v, np.array([w, -x, -y, -z]))
+        np.testing.assert_allclose(o, ref, atol=1e-5)
+
+
+def test_layout_against_independent_values_single():
+    obs, info = fake_step(45, seed=1)
+    out = unified_observation(obs, info)
+    assert out.shape == (89,) and out.dtype == np.float32
+    np.testing.assert_allclose(out, expected_row(obs, info, [1, 0, 0]), atol=1e-5)
+    slices = observation_slices()
+    assert slices["projected_gravity"] == slice(24, 27)
+    assert slices["defender_xpos"] == slice(77, 86)
+    assert slices["task_onehot"] == slice(86, 89)
+
+
+def test_batch_equals_rows():
+    obs, info = fake_step(54, seed=2, n=5)
+    out = unified_observation(obs, info)
+    assert out.shape == (5, 89)
+    for i in range(5):
+        row_info = {k: v[i] for k, v in info.items()}
+        np.testing.assert_allclose(out[i], expected_row(obs[i], row_info, [0, 1, 0]), atol=1e-5)
+        np.testing.assert_array_equal(out[i], unified_observation(obs[i], row_info))
+    as_list = [{k: v[i] for k, v in info.items()} for i in range(5)]
+    np.testing.assert_array_equal(unified_observation(obs, as_list), out)
+
+
+@pytest.mark.parametrize(
+    ("raw_size", "onehot"), [(45, [1, 0, 0]), (54, [0, 1, 0]), (39, [0, 0, 1])]
+)
+def test_onehot_inferred_from_raw_size(raw_size, onehot):
+    obs, info = fake_step(raw_size, seed=5)
+    np.testing.assert_array_equal(unified_observation(obs, info)[86:], onehot)
+
+
+def test_onehot_precedence_and_formats():
+    obs, info = fake_step(39, seed=6, n=3)
+    # construction beats inference (penalty_kick has 39 raw values like kick_to_target)
+    np.testing.assert_array_equal(
+        Preprocessor(task_index=0).modify_state(obs, info)[:, 86:], np.eye(3)[[0, 0, 0]]
+    )
+    # info["task_index"] beats construction: scalar, per-env ints, one-hot, per-env one-hots
+    cases = [
+        (np.int64(1), [1, 1, 1]),
+        (np.array([2, 0, 1]), [2, 0, 1]),
+        (np.eye(3)[[1, 2, 0]], [1, 2, 0]),
+    ]
+    for value, rows in cases:
+        out = Preprocessor(task_index=0).modify_state(obs, {**info, "task_index": value})
+        np.testing.assert_array_equal(out[:, 86:], np.eye(3)[rows])
+    single_obs, single_info = fake_step(39, seed=7)
+    out = unified_observation(single_obs, {**single_info, "task_index": np.array([0, 1, 0])})
+    np.testing.assert_array_equal(out[86:], [0, 1, 0])
+    out = unified_observation(
+        obs[:2], {k: v[:2] for k, v in info.items()} | {"task_index": np.array([0, 0, 1])}
+    )
+    np.testing.assert_array_equal(out[:, 86:], [[0, 0, 1], [0, 0, 1]])
+
+
+def test_unknown_raw_size_without_task_raises():
+    obs, info = fake_step(40, seed=8)
+    with pytest.raises(ValueError, match="can't tell the task"):
+        unified_observation(obs, info)
+
+
+def sai_namespace(harsh: bool) -> dict:
+    """Run the submission file the way SAI does: import lines stripped, only np and env.
+
+    ``harsh`` also drops every other line that mentions "import" (a cruder stripper)."""
+    source = submission_source()
+    pattern = r".*\bimport\b|\s*from\s" if harsh else r"\s*(import|from)\s"
+    kept = [line for line in source.splitlines() if not re.match(pattern, line)]
+    assert len(kept) < len(source.splitlines())  # the numpy import was there and is gone
+    namespace = {"np": np, "env": object()}
+    exec(compile("\n".join(kept), "submission", "exec"), namespace)
+    return namespace
+
+
+@pytest.mark.parametrize("harsh", [False, True])
+def test_preprocessor_runs_under_sai_rules_single_and_batched(harsh):
+    namespace = sai_namespace(harsh)
+    pre = namespace["Preprocessor"]()
+    obs, info = fake_step(45, seed=9)
+    np.testing.assert_allclose(
+        pre.modify_state(obs, info), expected_row(obs, info, [1, 0, 0]), atol=1e-5
+    )
+    obs_b, info_b = fake_step(54, seed=10, n=4)
+    out = pre.modify_state(obs_b, {**info_b, "task_index": np.array([0, 1, 2, 1])})
+    assert out.shape == (4, 89)
+    for i in range(4):
+        row_info = {k: v[i] for k, v in info_b.items()}
+        onehot = np.eye(3)[[0, 1, 2, 1][i]]
+        np.testing.assert_allclose(out[i], expected_row(obs_b[i], row_info, onehot), atol=1e-5)
+    as_list = [{k: v[i] for k, v in info_b.items()} for i in range(4)]
+    np.testing.assert_allclose(pre.modify_state(obs_b, as_list)[:, :86], out[:, :86], atol=0)
+    torques = namespace["action_function"](np.array([[1.0] * 12, [-2.0] * 12]))
+    np.testing.assert_array_equal(torques[0], [45, 45, 30, 65, 24, 15] * 2)
+    np.testing.assert_array_equal(torques[1], [-45, -45, -30, -65, -24, -15] * 2)
+
+
+def test_action_function_is_linear_and_clipped():
+    x = np.linspace(-1, 1, 12)
+    np.testing.assert_allclose(
+        action_function(x), x * np.array([45, 45, 30, 65, 24, 15] * 2), rtol=1e-6
+    )
+    np.testing.assert_array_equal(action_function(np.full(12, 3.0)), action_function(np.ones(12)))
