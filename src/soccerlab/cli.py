@@ -1,4 +1,4 @@
-"""The ``soccerlab`` command: train, eval, play. Each command is a short function.
+"""The ``soccerlab`` command: train, eval, play, tasks. Each command is a short function.
 
 User mistakes end with one line on stderr and exit code 2; a failed training run with 1; an
 interrupted one (Ctrl-C, SIGTERM) with 130 after saving a checkpoint.
@@ -89,7 +89,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=_positive, default=640, help="video width in pixels (default 640)")
     p.add_argument("--height", type=_positive, default=480, help="video height in pixels (default 480)")
     p.set_defaults(fn=cmd_play)
+
+    p = sub.add_parser("tasks", help="list the soccer showdown tasks",
+                       description="List the soccer tasks: env id, raw and unified observation "
+                                   "sizes, episode limit, competition index and scoring weights.")
+    p.set_defaults(fn=cmd_tasks)
     return parser
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from soccerlab.envs.soccer import format_task_table
+
+    print(format_task_table())
+    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -138,7 +150,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             found += run_episodes(predict, venv, seeds, episodes, name, loaded.vecnorm)
         finally:
             venv.close()
-    report = EvalReport(found, args.deterministic)
+    report = EvalReport(found, args.deterministic, cfg.eval.task_weights)
     print(f"model: {loaded.path}")
     print(report.table())
     if args.json:

@@ -59,8 +59,30 @@ class NormalizeConfig(_Section):
     clip_reward: float = Field(10.0, gt=0)
 
 
+class WalkerSection(_Section):
+    """The joystick walker that turns (vx, vy, yaw rate) commands into joint torques."""
+
+    path: str = Field(description="TorchScript walker: a local .pt or hf://owner/repo/file.pt")
+    config: str | None = Field(None, description="Its YAML (default: path with .yaml suffix).")
+    command_ranges: dict[Literal["vx", "vy", "yaw"], tuple[float, float]] | None = Field(
+        None, description="Physical ranges for commands -1 and +1 (default: the walker YAML's)."
+    )
+
+
+class ShapingSection(_Section):
+    """The ``shaped`` reward: potential-based shaping plus the competition score at the end."""
+
+    gamma: float | None = Field(None, gt=0, le=1, description="Defaults to algo.params.gamma.")
+    robot_ball: float = Field(1.0, ge=0, description="Potential per metre robot-to-ball.")
+    ball_target: float = Field(3.0, ge=0, description="Potential per metre ball-to-goal/target.")
+    score_weight: float = Field(3.0, ge=0, description="Multiplier of the final competition score.")
+
+
 class EnvConfig(_Section):
-    id: str | None = Field(None, description="A Gymnasium env id, e.g. Pendulum-v1.")
+    id: str | None = Field(None, description="A Gymnasium env id, e.g. Pendulum-v1 (or use tasks).")
+    tasks: dict[str, float] | None = Field(
+        None, description="Soccer: task -> weight; several tasks train one policy on all of them."
+    )
     n_envs: int = Field(1, ge=1, description="Parallel envs in the training VecEnv.")
     vec_env: Literal["dummy", "subproc"] = Field("dummy", description="In-process or subprocess envs.")
     normalize: NormalizeConfig | None = Field(
@@ -68,6 +90,15 @@ class EnvConfig(_Section):
     )
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Extra gym.make keyword arguments.")
     max_episode_steps: int | None = Field(None, ge=1, description="Override the env's time limit.")
+    # soccer only
+    control: Literal["torque", "walker"] = Field("torque", description="Soccer action space.")
+    reward: Literal["env", "competition", "shaped"] = Field("env", description="Soccer training reward.")
+    walker: WalkerSection | None = Field(None, description="Required by control: walker.")
+    shaping: ShapingSection = Field(default_factory=ShapingSection)
+    assignment: Literal["auto", "fixed", "sample"] = Field(
+        "auto", description="How multi-task slots get tasks (see docs/soccer.md)."
+    )
+    backend: Literal["sai", "fast"] = Field("sai", description="Soccer simulator backend.")
 
     @field_validator("normalize", mode="before")
     @classmethod
@@ -82,14 +113,33 @@ class EnvConfig(_Section):
 
     @model_validator(mode="after")
     def _one_env(self) -> EnvConfig:
-        if self.id is None:
-            raise ValueError("missing required key 'env.id'")
+        if self.id is None and self.tasks is None:
+            raise ValueError("missing required key 'env.id' (or env.tasks for soccer)")
+        if self.id is not None and self.tasks is not None:
+            raise ValueError("env.id and env.tasks are exclusive: give one")
+        if self.tasks is None:
+            defaults = EnvConfig.model_fields
+            for key in ("control", "reward", "walker", "assignment", "backend"):
+                if getattr(self, key) != defaults[key].default:
+                    raise ValueError(f"env.{key} applies to soccer tasks only (set env.tasks)")
+        elif self.control == "walker" and self.walker is None:
+            raise ValueError("env.control: walker needs env.walker.path")
         return self
+
+    @property
+    def is_soccer(self) -> bool:
+        return self.tasks is not None
 
     @property
     def label(self) -> str:
         """A short filesystem-safe name for the env, used in run paths."""
-        return re.sub(r"[^A-Za-z0-9._-]+", "_", str(self.id))
+        if self.tasks is not None:
+            names = [t for t, w in self.tasks.items() if w > 0]
+            showdown = {"goalie_penalty_kick", "obstacle_penalty_kick", "kick_to_target"}
+            label = "showdown" if set(names) == showdown else "+".join(names)
+        else:
+            label = str(self.id)
+        return re.sub(r"[^A-Za-z0-9._+-]+", "_", label)
 
 
 class InitConfig(_Section):
@@ -153,6 +203,9 @@ class EvalConfig(_Section):
     episodes: int = Field(5, ge=1, description="Episodes per seed.")
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     deterministic: bool = True
+    task_weights: dict[str, float] | None = Field(
+        None, description="Soccer: weights of the overall competition score (default: equal)."
+    )
 
 
 class VideoConfig(_Section):
@@ -182,6 +235,20 @@ class Config(_Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     video: VideoConfig = Field(default_factory=VideoConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shaping_gamma(cls, data: Any) -> Any:
+        """The shaped reward must discount like the learner: default its gamma to the algo's."""
+        if isinstance(data, dict) and isinstance(data.get("env"), dict) and data["env"].get("tasks"):
+            env = dict(data["env"])
+            shaping = env.get("shaping") or {}
+            if isinstance(shaping, dict) and shaping.get("gamma") is None:
+                algo = data.get("algo") if isinstance(data.get("algo"), dict) else {}
+                params = algo.get("params") if isinstance(algo.get("params"), dict) else {}
+                env["shaping"] = {**shaping, "gamma": params.get("gamma", 0.99)}
+                data = {**data, "env": env}
+        return data
 
     def to_dict(self) -> dict[str, Any]:
         """A plain, YAML-safe dict that loads back into an equal Config."""
@@ -297,7 +364,7 @@ def _describe(exc: ValidationError) -> str:
     if first["type"] == "missing":
         return f"missing required key '{path}'{more}"
     msg = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "value_error" and msg.startswith("missing required key"):
+    if first["type"] == "value_error" and msg.startswith(("missing required key", "env.")):
         return f"{msg}{more}"
     got = first.get("input")
     shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"

@@ -79,10 +79,26 @@ def _stats(values: list[float]) -> tuple[float, float]:
 
 @dataclass
 class EvalReport:
-    """Episodes grouped by env (or task), with summaries and the score that selects best models."""
+    """Episodes grouped by env (or task), with summaries and the score that selects best models.
+
+    Soccer episodes (those whose last info carried ``info["soccer"]``) are also scored by the
+    competition's formula; then the score is the overall competition score (the weighted mean of
+    the per-task mean scores, ``task_weights`` defaulting to equal) instead of the mean return.
+    """
 
     episodes: list[Episode]
     deterministic: bool = True
+    task_weights: dict[str, float] | None = None
+
+    @property
+    def competition(self) -> dict[str, Any] | None:
+        """The per-task and overall competition report, or None for non-soccer episodes."""
+        records = [ep.extra["soccer"] for ep in self.episodes if "soccer" in ep.extra]
+        if not records:
+            return None
+        from soccerlab.envs.soccer.scoring import aggregate_episodes
+
+        return aggregate_episodes(records, self.task_weights)
 
     @property
     def groups(self) -> list[str]:
@@ -104,23 +120,58 @@ class EvalReport:
 
     @property
     def score(self) -> float:
-        """What best-model selection maximises: the mean return over all episodes."""
-        return self.summary()["mean_return"]
+        """What best-model selection maximises: the overall competition score for soccer, else
+        the mean return over all episodes."""
+        comp = self.competition
+        return comp["overall"]["score"] if comp else self.summary()["mean_return"]
 
     def extra_metrics(self) -> dict[str, float]:
-        """Further metrics to log, keyed by their logging name."""
-        return {}
+        """Further metrics to log, keyed by their logging name (soccer: ``comp/...``)."""
+        comp = self.competition
+        if not comp:
+            return {}
+        out = {"comp/overall": comp["overall"]["score"]}
+        for task, t in comp["tasks"].items():
+            out[f"comp/{task}"] = t["mean_score"]
+            out[f"eval/{task}/success_rate"] = t["success_rate"]
+            out[f"eval/{task}/fall_rate"] = t["fall_rate"]
+        return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "deterministic": self.deterministic,
             "score": self.score,
             "overall": self.summary(),
             "groups": {g: self.summary(g) for g in self.groups},
             "episodes": [asdict(ep) for ep in self.episodes],
         }
+        if self.competition:
+            out["competition"] = self.competition
+        return out
 
     def table(self) -> str:
+        return self._competition_table() if self.competition else self._return_table()
+
+    def _competition_table(self) -> str:
+        comp = self.competition
+        header = (f"{'task':<24} {'episodes':>8} {'score (mean ± std)':>20} {'success':>8} "
+                  f"{'fall':>6} {'length':>8} {'return (mean ± std)':>22}")
+        lines = [header, "-" * len(header)]
+        for task, t in comp["tasks"].items():
+            s = self.summary(task)
+            score = f"{t['mean_score']:.3f} ± {t['std_score']:.3f}"
+            ret = f"{s['mean_return']:.1f} ± {s['std_return']:.1f}"
+            lines.append(f"{task:<24} {t['n_episodes']:>8} {score:>20} {100 * t['success_rate']:>7.0f}% "
+                         f"{100 * t['fall_rate']:>5.0f}% {t['mean_length']:>8.0f} {ret:>22}")
+        weights = comp["overall"]["weights"]
+        equal = len(set(round(w, 9) for w in weights.values())) <= 1
+        lines.append(f"{'overall':<24} {comp['overall']['n_episodes']:>8} {comp['overall']['score']:>20.3f}"
+                     f"   ({'equal task weights' if equal else 'weights ' + str(weights)})")
+        mode = "deterministic" if self.deterministic else "stochastic"
+        lines.append(f"competition score: {self.score:.3f}  [{mode}; length in env steps]")
+        return "\n".join(lines)
+
+    def _return_table(self) -> str:
         rows = [(g, self.summary(g)) for g in self.groups]
         if len(rows) > 1:
             rows.append(("overall", self.summary()))

@@ -60,7 +60,10 @@ def record(
 
     if frames is None and episodes is None:
         raise ValueError("give frames or episodes")
-    fps = fps or int(env.metadata.get("render_fps") or 30)
+    # envs that step at hundreds of Hz (soccer torque control: 500) are filmed every k-th step
+    env_fps = int(env.metadata.get("render_fps") or 30)
+    every = max(1, round(env_fps / 50)) if env_fps > 60 else 1
+    fps = fps or max(1, round(env_fps / every))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     returns: list[float] = []
@@ -82,8 +85,9 @@ def record(
                 obs, reward, terminated, truncated, _ = env.step(action)
                 ret += float(reward)
                 length += 1
-                writer.append_data(render_frame(env))
-                written += 1
+                if length % every == 0 or terminated or truncated:
+                    writer.append_data(render_frame(env))
+                    written += 1
                 if terminated or truncated:
                     returns.append(ret)
                     lengths.append(length)

@@ -79,23 +79,91 @@ class GymEnvFactory:
         return GymEnvFactory(**{**self.__dict__, **changes})
 
 
+@dataclass(frozen=True)
+class SoccerEnvFactory:
+    """Builds one slot of a soccer vector env (``make_soccer_env``) in a Monitor; picklable."""
+
+    tasks: dict[str, float]
+    control: str
+    reward: str
+    walker: Any  # WalkerSpec | None
+    shaping: Any  # ShapingConfig
+    assignment: str
+    env_kwargs: dict[str, Any]
+    slot: int = 0
+    n_slots: int = 1
+    render_mode: str | None = None
+    camera: Any = None  # CameraSpec | None
+    in_subprocess: bool = False
+
+    def __call__(self) -> gym.Env:
+        from soccerlab.envs.soccer import make_soccer_env
+
+        if self.in_subprocess:
+            prepare_worker()
+        env = make_soccer_env(
+            self.tasks, control=self.control, reward=self.reward, walker=self.walker,
+            render_mode=self.render_mode, slot=self.slot, n_slots=self.n_slots,
+            assignment=self.assignment, shaping=self.shaping, camera=self.camera,
+            env_kwargs=self.env_kwargs,
+        )
+        return Monitor(env)
+
+
+def soccer_factory(env: EnvConfig, tasks: dict[str, float] | None = None, slot: int = 0,
+                   n_slots: int = 1, render_mode: str | None = None, in_subprocess: bool = False,
+                   width: int | None = None, height: int | None = None) -> SoccerEnvFactory:
+    from soccerlab.envs.soccer import CameraSpec, ShapingConfig, WalkerSpec
+
+    walker = None
+    if env.walker is not None:
+        ranges = None
+        if env.walker.command_ranges:
+            defaults = {"vx": (-1.0, 1.0), "vy": (-1.0, 1.0), "yaw": (-1.0, 1.0)}
+            given = {**defaults, **env.walker.command_ranges}
+            ranges = tuple(tuple(given[k]) for k in ("vx", "vy", "yaw"))
+        walker = WalkerSpec(env.walker.path, env.walker.config, ranges)
+    shaping = ShapingConfig(**env.shaping.model_dump())
+    camera = CameraSpec(width=width, height=height) if width and height else None
+    env_kwargs = dict(env.kwargs)
+    if env.max_episode_steps is not None:
+        env_kwargs["max_episode_steps"] = env.max_episode_steps
+    return SoccerEnvFactory(dict(tasks or env.tasks), env.control, env.reward, walker, shaping,
+                            env.assignment, env_kwargs, slot, n_slots, render_mode, camera,
+                            in_subprocess)
+
+
 def env_factory(env: EnvConfig, render_mode: str | None = None, in_subprocess: bool = False,
-                **render_kwargs: Any) -> Callable[[], gym.Env]:
-    """The constructor of one env of this config."""
+                slot: int = 0, n_slots: int = 1, **render_kwargs: Any) -> Callable[[], gym.Env]:
+    """The constructor of one env (one vector-env slot) of this config."""
+    if env.is_soccer:
+        return soccer_factory(env, slot=slot, n_slots=n_slots, render_mode=render_mode,
+                              in_subprocess=in_subprocess, **render_kwargs)
     kwargs = {**env.kwargs, **render_kwargs}
     return GymEnvFactory(env.id, kwargs, env.max_episode_steps, render_mode, in_subprocess)
 
 
 def check_env_config(env: EnvConfig) -> None:
     """Fail early, with one line, on an env the config cannot build."""
-    ensure_registered(env.id)
+    if not env.is_soccer:
+        ensure_registered(env.id)
+        return
+    from soccerlab.envs.soccer.multitask import normalize_weights
+
+    normalize_weights(env.tasks)
+    if env.backend == "fast":
+        raise UserError("env.backend: fast is not available in this version; use sai")
+    if env.walker is not None:
+        from soccerlab.envs.soccer import load_walker
+
+        load_walker(soccer_factory(env).walker, 1)  # a missing or broken walker fails here
 
 
 def make_vec_env(env: EnvConfig, n_envs: int, seed: int | None, vec_env: str | None = None) -> VecEnv:
-    """A VecEnv of ``n_envs`` copies, seeded ``seed + i`` at the first reset (no normalisation)."""
+    """A VecEnv of ``n_envs`` slots, seeded ``seed + i`` at the first reset (no normalisation)."""
     kind = vec_env or env.vec_env
     subproc = kind == "subproc" and n_envs > 1
-    fns = [env_factory(env, in_subprocess=subproc) for _ in range(n_envs)]
+    fns = [env_factory(env, in_subprocess=subproc, slot=i, n_slots=n_envs) for i in range(n_envs)]
     venv: VecEnv = SubprocVecEnv(fns) if subproc else DummyVecEnv(fns)
     if seed is not None:
         venv.seed(seed)
@@ -112,12 +180,18 @@ def make_training_env(cfg: Config, seed: int) -> VecEnv:
 
 
 def eval_suite(cfg: Config) -> list[tuple[str, Callable[[int], VecEnv]]]:
-    """The envs an evaluation covers, by name: each builds an n-env VecEnv (no normalisation)."""
+    """The envs an evaluation covers, by name: each builds an n-env VecEnv (no normalisation).
 
-    def make(n: int) -> VecEnv:
-        return make_vec_env(cfg.env, n, seed=None, vec_env="dummy")
+    A soccer config is evaluated task by task (every task with a positive weight)."""
+    if not cfg.env.is_soccer:
+        return [(str(cfg.env.id), lambda n: make_vec_env(cfg.env, n, seed=None, vec_env="dummy"))]
 
-    return [(str(cfg.env.id), make)]
+    def task_env(task: str) -> Callable[[int], VecEnv]:
+        return lambda n: DummyVecEnv([soccer_factory(cfg.env, tasks={task: 1.0}) for _ in range(n)])
+
+    from soccerlab.envs.soccer.multitask import normalize_weights
+
+    return [(task, task_env(task)) for task in normalize_weights(cfg.env.tasks)]
 
 
 def wrap_normalize(venv: VecEnv, norm: NormalizeConfig, gamma: float) -> VecNormalize:

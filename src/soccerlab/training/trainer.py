@@ -355,7 +355,7 @@ class Trainer:
         episodes = []
         for name, venv in self.eval_envs:
             episodes += run_episodes(predict, venv, cfg.eval.seeds, cfg.eval.episodes, name, self.vecnorm)
-        report = EvalReport(episodes, cfg.eval.deterministic)
+        report = EvalReport(episodes, cfg.eval.deterministic, cfg.eval.task_weights)
         self.last_report, self.last_eval_step = report, step
         self._log_eval(report, step)
         if report.score > self.best_score:
