@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import sys
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -271,6 +272,7 @@ class Trainer:
         cfg, run = self.cfg, self.run_dir
         remaining = cfg.train.total_timesteps - self.model.num_timesteps
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        start_step, start_time = self.model.num_timesteps, time.perf_counter()
         try:
             self.model.learn(remaining, callback=self._callbacks(),
                              reset_num_timesteps=self.checkpoint is None)
@@ -279,6 +281,9 @@ class Trainer:
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
+            seconds = time.perf_counter() - start_time
+            run.update_meta(learn_seconds=round(seconds, 3),
+                            steps_per_second=round((self.model.num_timesteps - start_step) / seconds, 1))
         if self.stop:
             path = self.save_checkpoint()
             run.update_meta(status="interrupted", timesteps=self.model.num_timesteps,
