@@ -161,3 +161,18 @@ def test_named_activation_and_residual_extractor(tmp_path, cli):
     assert type(actor.features_extractor).__name__ == "ResidualMLPExtractor"
     assert len(actor.features_extractor.blocks) == 2 and actor.features_extractor.features_dim == 24
     assert any(isinstance(m, torch.nn.SiLU) for m in actor.latent_pi.modules())
+
+
+def test_wandb_offline_mirrors_the_run_and_resume_continues_it(tmp_path, cli, monkeypatch):
+    pytest.importorskip("wandb")  # optional extra: soccerlab[wandb]
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = pendulum_config(tmp_path, "ppo", logging={"wandb": {"mode": "offline", "project": "t"}})
+    run = train(cli, tmp_path, "wb", cfg)
+    import json
+
+    run_id = json.loads((run / "meta.json").read_text())["wandb_id"]
+    first = list((run / "wandb").glob(f"offline-run-*-{run_id}/run-{run_id}.wandb"))
+    assert len(first) == 1 and b"eval/mean_reward" in first[0].read_bytes()
+    res = cli("train", "--resume", run, "train.total_timesteps=768")
+    assert res.code == 0, res.err
+    assert len(list((run / "wandb").glob(f"offline-run-*-{run_id}"))) == 2  # same W&B run id

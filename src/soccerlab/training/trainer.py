@@ -9,11 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shutil
 import signal
 import socket
 import sys
 import time
 import traceback
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,6 +112,7 @@ class Trainer:
         self.last_eval_step = -1
         self.last_report: EvalReport | None = None
         self.frozen = False
+        self.wandb_id: str | None = None
 
     # ------------------------------------------------------------------------------------
     # Public flow
@@ -191,23 +194,32 @@ class Trainer:
 
     def _open_run(self) -> None:
         cfg = self.cfg
-        if self.run_dir is None:
+        created = self.run_dir is None
+        if created:
             self.run_dir = RunDir.create(Path(cfg.experiment.output_dir), cfg.env.label,
                                          self.spec.name, cfg.experiment.name)
+        try:
+            self._start_wandb()
+        except Exception as exc:  # noqa: BLE001 - W&B fails in many ways (network, login)
+            if created:
+                shutil.rmtree(self.run_dir.path, ignore_errors=True)
+            raise UserError(f"W&B could not start ({type(exc).__name__}: {exc}); "
+                            "use logging.wandb.mode=offline or disabled") from None
+        run = self.run_dir
+        if created:
             meta: dict[str, Any] = {"command": self.command, "started_at": runs.now_iso(),
                                     "seed": cfg.experiment.seed, "resumes": []}
         else:
-            meta = self.run_dir.read_meta()
+            meta = run.read_meta()
             meta.setdefault("resumes", []).append(
                 {"at": runs.now_iso(), "from_step": self.model.num_timesteps, "command": self.command})
             self._restore_history()
-        run = self.run_dir
         write_text_atomic(run.config_file, dump_yaml(cfg.to_dict()))
         meta.update(status="running", timesteps=self.model.num_timesteps,
                     total_timesteps=cfg.train.total_timesteps, ended_at=None,
-                    pid=os.getpid(), host=socket.gethostname(), versions=runs.versions())
+                    pid=os.getpid(), host=socket.gethostname(), versions=runs.versions(),
+                    wandb_id=self.wandb_id)
         write_json_atomic(run.meta_file, meta)
-        self._start_wandb()
         self.model.set_logger(self._logger())
         print(f"run: {run.path}")
         envs = f"{cfg.env.n_envs} {cfg.env.vec_env} env{'s' if cfg.env.n_envs > 1 else ''}"
@@ -238,16 +250,15 @@ class Trainer:
         return Logger(str(self.run_dir.tb_dir), formats)
 
     def _start_wandb(self) -> None:
+        """W&B mirrors the TensorBoard events; a resumed run continues its W&B run (same id)."""
         wb = self.cfg.logging.wandb
+        self.wandb_id = self.run_dir.read_meta().get("wandb_id") or uuid.uuid4().hex[:12]
         if wb.mode == "disabled":
             return
         wandb = _import_wandb()
-        meta = self.run_dir.read_meta()
-        run_id = meta.get("wandb_id") or wandb.util.generate_id()
-        self.run_dir.update_meta(wandb_id=run_id)
-        wandb.init(project=wb.project, entity=wb.entity, name=self.run_dir.path.name, id=run_id,
-                   resume="allow", dir=str(self.run_dir.path), mode=wb.mode, tags=wb.tags,
-                   config=self.cfg.to_dict(), sync_tensorboard=True)
+        wandb.init(project=wb.project, entity=wb.entity, name=self.run_dir.path.name,
+                   id=self.wandb_id, resume="allow", dir=str(self.run_dir.path), mode=wb.mode,
+                   tags=wb.tags, config=self.cfg.to_dict(), sync_tensorboard=True)
 
     def _callbacks(self) -> list[Any]:
         cfg = self.cfg
