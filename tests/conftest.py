@@ -77,3 +77,9 @@ def subprocess_env() -> dict:
 def start_cli(*args: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "soccerlab", *map(str, args)], env=subprocess_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def pytest_configure(config):
+    import torch
+
+    torch.set_num_threads(1)  # as soccerlab does (train.torch_threads); see docs/results.md

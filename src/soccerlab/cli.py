@@ -222,6 +222,10 @@ def _print_episodes(returns: list[float], lengths: list[int]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("eval", "play"):
+        import torch
+
+        torch.set_num_threads(1)  # one small policy forward per step: threads only add overhead
     try:
         return args.fn(args)
     except UserError as exc:

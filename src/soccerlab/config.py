@@ -194,6 +194,9 @@ class TrainConfig(_Section):
     checkpoint_every: int | None = Field(10_000, ge=1, description="Env steps between checkpoints.")
     keep_checkpoints: int = Field(3, ge=1, description="Keep the last K checkpoints.")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    torch_threads: int | None = Field(
+        1, ge=1, description="CPU threads for torch in the learner (null: torch's default)."
+    )
     progress_bar: bool = True
     validation: ValidationConfig | None = None
 

@@ -131,6 +131,10 @@ class Trainer:
     def _build(self) -> None:
         cfg = self.cfg
         check_env_config(cfg.env)
+        if cfg.train.torch_threads:
+            # small MLPs gain nothing from more threads, and OpenMP threads competing with env
+            # workers for a few cores cut throughput several-fold (measured: docs/results.md)
+            torch.set_num_threads(cfg.train.torch_threads)
         device = _device(cfg.train.device)
         seed = cfg.experiment.seed
         resumed_at = 0
