@@ -1,0 +1,1 @@
+"""Environments: the soccer tasks (``soccerlab.envs.soccer``) and, later, the generic factory."""

@@ -1,0 +1,1 @@
+"""Booster Soccer Showdown building blocks (tasks, observation, scoring, walker, envs)."""

@@ -1,0 +1,228 @@
+"""``FastSoccerSim``: N instances of one showdown task, stepped and scored as arrays."""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+from soccerlab.envs.soccer.fast.compute import Episodes, Kernels
+from soccerlab.envs.soccer.fast.layout import (
+    calibrate_rot_order,
+    check_velocity_structure,
+    resolve_layout,
+)
+from soccerlab.envs.soccer.fast.physics import BatchPhysics
+from soccerlab.envs.soccer.fast.resets import SaiResetter
+from soccerlab.envs.soccer.fast.tasks import FastTask, get_fast_task
+from soccerlab.errors import UserError
+
+KEEPER_FREQ = 0.3  # GoaliePenaltyKick_v0.move_goalkeeper default
+
+
+@dataclass
+class StepArrays:
+    """One batched step. The arrays are the simulator's buffers: copy what you keep.
+
+    Attributes:
+        obs: (N, obs_dim) float32 raw observations, as sai-mujoco returns them.
+        reward: (N,) float32 env reward.
+        terminated: (N,) bool.
+        truncated: (N,) bool, the registered TimeLimit (or the ``max_episode_steps`` given).
+        terms: ``reward_terms``, key -> (N,) (bool for flags, float64 otherwise).
+        info: every sai-mujoco info field, key -> (N,) or (N, k), in sai's dtypes.
+    """
+
+    obs: np.ndarray
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    terms: dict[str, np.ndarray]
+    info: dict[str, np.ndarray]
+
+
+def keeper_schedule(lay, timestep: float, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """GoaliePenaltyKick_v0.move_goalkeeper before env step k, for k = 0..steps-1.
+
+    sai evaluates it at ``data.time``, which MuJoCo advances by ``timestep`` per step from 0;
+    the scalar expressions below are sai's, so the table is bit-identical.
+    """
+    amp = lay.goal_width - 0.6
+    freq = KEEPER_FREQ
+    pos, vel = np.empty(steps), np.empty(steps)
+    t = 0.0
+    for k in range(steps):
+        pos[k] = amp * np.sin(2 * np.pi * freq * t)
+        vel[k] = 2 * np.pi * freq * amp * np.cos(2 * np.pi * freq * t)
+        t += timestep
+    return pos, vel
+
+
+class FastSoccerSim:
+    """N instances of one showdown task in one process, bit-identical to sai-mujoco 0.1.30.
+
+    Args:
+        task: env id (``LowerT1GoaliePenaltyKick-v0``...) or short name (``goalie_penalty_kick``).
+        n_envs: number of instances.
+        seed: if given, the first ``reset()`` seeds slot i with ``seed + i``.
+        max_episode_steps: TimeLimit; default: the registered one.
+        n_threads: physics threads (default: ``min(n_envs, os.cpu_count())``).
+
+    Slot i reset with seed s behaves exactly like ``gym.make(id).reset(seed=s)``; later resets
+    without a seed continue that slot's RNG stream. ``step(torques)`` applies (N, 12) joint
+    torques (clipped like sai) for one physics step and returns ``StepArrays``. No auto-reset:
+    call ``reset(indices)`` for finished slots (``FastSoccerVecEnv`` does it for you).
+    """
+
+    def __init__(self, task: str, n_envs: int, seed: int | None = None, *,
+                 max_episode_steps: int | None = None, n_threads: int | None = None) -> None:
+        self.task: FastTask = get_fast_task(task)
+        if int(n_envs) < 1:
+            raise UserError(f"n_envs must be at least 1, got {n_envs}")
+        self.n = int(n_envs)
+        self.seed = seed
+        self._resetter = SaiResetter(self.task, self.n)
+        registered = gym.spec(self.task.env_id).max_episode_steps
+        self.max_episode_steps = int(max_episode_steps or registered)
+        if self.max_episode_steps < 1:
+            raise UserError(f"max_episode_steps must be positive, got {max_episode_steps}")
+        u = self._resetter.u
+        self.observation_space = self._resetter.env.observation_space
+        self.action_space = self._resetter.env.action_space
+        self.lay = lay = resolve_layout(u, self.task)
+        model: mujoco.MjModel = copy.copy(u.sim.model._model)
+        self.timestep = float(model.opt.timestep)
+        threads = n_threads or min(self.n, os.cpu_count() or 1)
+        self.physics = BatchPhysics(model, self.n, lay, threads,
+                                    geom_ids=lay.defender_geoms if self.task.defenders else None)
+        check_velocity_structure(u.sim.model._model, u.sim.data._data, lay)
+
+        goal_site = "goalarea_site" if self.task.defenders else "goal_post_south"
+        goal_xpos = u.sim.data.get_site_xpos(goal_site).copy()
+        normal = -np.array([u.velocity_toward_goal(e, goal_xpos) for e in np.eye(3)]) \
+            if self.task.penalty else np.zeros(3)
+        self.kernels = Kernels(self.task, lay, self.n, dict(u.reward_config), normal,
+                               calibrate_rot_order(lay.nv, [lay.robot_dof, lay.ball_dof]))
+        self.ep = Episodes(self.n)
+        self.truncated = np.zeros(self.n, dtype=bool)
+        if self.task.keeper:
+            self._keeper_pos, self._keeper_vel = keeper_schedule(
+                lay, self.timestep, self.max_episode_steps + 1)
+        self._started = False
+        self._geom_keys: dict[bytes, int] = {}
+        self.arrays = StepArrays(self.kernels.obs, self.kernels.reward, self.kernels.terminated,
+                                 self.truncated, self.kernels.terms, self.kernels.info)
+
+    # ------------------------------------------------------------------------------- resets
+    def reset(self, indices: Sequence[int] | np.ndarray | None = None,
+              seeds: int | Sequence[int | None] | None = None
+              ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Start new episodes in slots ``indices`` (default: all).
+
+        ``seeds``: None (continue each slot's stream; on the very first reset use the
+        constructor's seed + slot, if any), an int s (slot i gets s + i, as SB3's
+        ``VecEnv.seed``), or one seed-or-None per index. Returns the full ``(obs, info)``
+        buffers; only the listed rows changed.
+        """
+        idx = np.arange(self.n) if indices is None else np.asarray(indices, dtype=np.intp)
+        if seeds is None and not self._started and self.seed is not None:
+            seeds = self.seed
+        if seeds is None:
+            per_slot: list[int | None] = [None] * len(idx)
+        elif isinstance(seeds, (int, np.integer)):
+            per_slot = [int(seeds) + int(i) for i in idx]
+        else:
+            per_slot = list(seeds)
+            if len(per_slot) != len(idx):
+                raise UserError(f"got {len(per_slot)} seeds for {len(idx)} slots")
+        self._started = True
+        lay, ep, phys = self.lay, self.ep, self.physics
+        for i, s in zip(idx, per_slot, strict=True):
+            start = self._resetter.reset(int(i), s, lay)
+            key = 0
+            if start.geom_pos is not None:
+                key = self._geom_keys.setdefault(start.geom_pos.tobytes(), len(self._geom_keys))
+            phys.set_state(int(i), start.state, start.geom_pos, key)
+            ep.target_xpos[i] = start.target_xpos
+            ep.goal_pos[i] = start.goal_pos
+            ep.defender_xpos[i] = start.defender_xpos
+        ep.steps[idx] = 0
+        ep.ball_hits[idx] = 0
+        ep.contact_active[idx] = False
+        self.truncated[idx] = False
+        self.kernels.terminated[idx] = False
+        self.kernels.observe(phys.fields, ep)
+        return self.kernels.obs, self.kernels.info
+
+    # -------------------------------------------------------------------------------- steps
+    def set_torques(self, torques: np.ndarray) -> None:
+        """Write (N, 12) torques into the controls, clipped exactly like sai-mujoco."""
+        a = np.asarray(torques, dtype=np.float64)
+        if a.shape != (self.n, len(self.lay.ctrl_lo)):
+            raise ValueError(f"torques must have shape {(self.n, len(self.lay.ctrl_lo))}, "
+                             f"got {a.shape}")
+        lay = self.lay
+        x = np.clip(a, lay.ctrl_in_lo, lay.ctrl_in_hi)
+        x = (x - lay.ctrl_in_mid) * lay.ctrl_scale + lay.ctrl_out_mid
+        x = np.clip(x, lay.ctrl_tq_lo, lay.ctrl_tq_hi)
+        np.clip(x, lay.ctrl_lo, lay.ctrl_hi, out=self.physics.ctrl)
+
+    def step(self, torques: np.ndarray) -> StepArrays:
+        """One env step (= one physics step) of every slot. Slots are not auto-reset."""
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
+        self.set_torques(torques)
+        ep, phys = self.ep, self.physics
+        if self.task.keeper:
+            if ep.steps.max() >= len(self._keeper_pos):  # stepping past the TimeLimit
+                self._keeper_pos, self._keeper_vel = keeper_schedule(
+                    self.lay, self.timestep, 2 * int(ep.steps.max()) + 1)
+            phys.keeper_qpos[:] = self._keeper_pos[ep.steps][:, None]
+            phys.keeper_qvel[:] = self._keeper_vel[ep.steps][:, None]
+        phys.step()
+        ep.steps += 1
+        self.kernels.observe(phys.fields, ep)
+        self.kernels.score(phys.fields, phys.contact, ep)
+        np.greater_equal(ep.steps, self.max_episode_steps, out=self.truncated)
+        return self.arrays
+
+    # --------------------------------------------------------------- walker-facing state
+    @property
+    def joint_pos(self) -> np.ndarray:
+        """(N, 12) joint positions as in the observation (float32 view)."""
+        return self.kernels.obs[:, 0:12]
+
+    @property
+    def joint_vel(self) -> np.ndarray:
+        """(N, 12) joint velocities as in the observation (float32 view)."""
+        return self.kernels.obs[:, 12:24]
+
+    @property
+    def robot_quat(self) -> np.ndarray:
+        """(N, 4) IMU orientation, x y z w, float32 (info ``robot_quat``)."""
+        return self.kernels.info["robot_quat"]
+
+    @property
+    def robot_gyro(self) -> np.ndarray:
+        """(N, 3) IMU angular velocity, float32 (info ``robot_gyro``)."""
+        return self.kernels.info["robot_gyro"]
+
+    @property
+    def episode_steps(self) -> np.ndarray:
+        """(N,) env steps since each slot's reset."""
+        return self.ep.steps
+
+    @property
+    def np_random(self) -> list[np.random.Generator | None]:
+        """Each slot's RNG stream (the generator sai-mujoco's reset draws from)."""
+        return self._resetter.rngs
+
+    def close(self) -> None:
+        """Stop physics threads and close the private sai env."""
+        self.physics.close()
+        self._resetter.close()
