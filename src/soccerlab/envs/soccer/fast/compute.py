@@ -5,6 +5,10 @@ the same float64 subtractions, ``float32`` casts where sai casts, norms summed i
 numpy's ``norm``/``dot`` sum three terms (sequentially), the reward summed sequentially in
 float32 as ``np.sum(list, dtype=float32)`` does, and ``jac @ qvel`` reduced to its non-zero
 products in the order the BLAS kernel adds them (see ``layout.calibrate_rot_order``).
+
+Most of sai's info vectors are differences ``a - b`` of MjData values. All of them are taken
+at once: with the gathered fields in one matrix ``F`` (``physics.BatchPhysics``), two
+column gathers and one subtraction give every info vector and the observation's sources.
 """
 
 from __future__ import annotations
@@ -19,21 +23,20 @@ from soccerlab.envs.soccer.fast.tasks import FastTask
 OBSTACLE_GOAL_RADIUS = 0.3  # ObstaclePenaltyKick_v0.ball_inside_goal threshold
 TARGET_RADIUS = 0.4  # KickToTarget_v0._is_success threshold
 
-INFO_VEC3 = (
+INFO_FIELD = ("length", "width", "goal_width", "goal_height", "goal_depth")
+INFO_DIFF = (  # float64 info vectors, all "a - b"
     "goal_team_0_rel_robot", "goal_team_1_rel_robot", "goal_team_0_rel_ball",
     "goal_team_1_rel_ball", "ball_xpos_rel_robot", "ball_velp_rel_robot", "ball_velr_rel_robot",
-)
-INFO_KEEPER = (
     "goalkeeper_team_0_xpos_rel_robot", "goalkeeper_team_0_velp_rel_robot",
     "goalkeeper_team_1_xpos_rel_robot", "goalkeeper_team_1_velp_rel_robot",
+    "target_xpos_rel_robot", "target_velp_rel_robot", "defender_xpos",
 )
-INFO_FIELD = ("length", "width", "goal_width", "goal_height", "goal_depth")
+INFO_SENSORS = ("robot_accelerometer", "robot_gyro", "robot_velocimeter", "robot_quat")
 INFO_KEYS = (
-    *INFO_FIELD, *INFO_VEC3, "player_team", "robot_accelerometer", "robot_gyro",
-    "robot_velocimeter", "robot_quat", *INFO_KEEPER, "target_xpos_rel_robot",
-    "target_velp_rel_robot", "defender_xpos", "success",
+    *INFO_FIELD, *INFO_DIFF[:7], "player_team", *INFO_SENSORS, *INFO_DIFF[7:], "success",
 )
 BOOL_TERMS = frozenset({"offside", "robot_fallen", "goal_scored", "ball_blocked", "success"})
+ROT_ORDERS = ((0, 1, 2), (0, 2, 1), (1, 2, 0))  # (a + b) + c, (a + c) + b, (b + c) + a
 
 
 @dataclass
@@ -44,17 +47,13 @@ class Episodes:
     steps: np.ndarray = field(init=False)  # env steps since reset (TimeLimit, keeper clock)
     ball_hits: np.ndarray = field(init=False)  # PenaltyKick_v0.ball_hits_by_robot
     contact_active: np.ndarray = field(init=False)  # PenaltyKick_v0._ball_contact_active
-    target_xpos: np.ndarray = field(init=False)  # world position of the static target site
     goal_pos: np.ndarray = field(init=False)  # kick_to_target: KickToTarget_v0.goal_pos
-    defender_xpos: np.ndarray = field(init=False)  # obstacle: 3 defender geom positions
 
     def __post_init__(self) -> None:
         self.steps = np.zeros(self.n, dtype=np.int64)
         self.ball_hits = np.zeros(self.n, dtype=np.int64)
         self.contact_active = np.zeros(self.n, dtype=bool)
-        self.target_xpos = np.zeros((self.n, 3))
         self.goal_pos = np.zeros((self.n, 3))
-        self.defender_xpos = np.zeros((self.n, 9))
 
 
 def norm3(v: np.ndarray) -> np.ndarray:
@@ -63,80 +62,191 @@ def norm3(v: np.ndarray) -> np.ndarray:
     return np.sqrt((x * x + y * y) + z * z)
 
 
-def free_rot_velocity(cdof: np.ndarray, qvel: np.ndarray, dof: int, order: int) -> np.ndarray:
-    """``mj_jacSite(jacr) @ qvel`` for a site on a free joint: rotational ``cdof`` axes x qvel."""
-    a = cdof[:, dof + 3, :3] * qvel[:, dof + 3, None]
-    b = cdof[:, dof + 4, :3] * qvel[:, dof + 4, None]
-    c = cdof[:, dof + 5, :3] * qvel[:, dof + 5, None]
-    if order == 0:
-        return (a + b) + c
-    if order == 1:
-        return (a + c) + b
-    return (b + c) + a
+def goal_box(goal: np.ndarray, lay: Layout) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of FootballEnv_v0.ball_inside_goal for a goal site at ``goal`` (a static site).
+
+    sai tests ``x <= bx <= x_max and y0 - w <= by < y0 + w and bz < z0 + h``, with the same
+    float operations as here. Returns ``(low, high)`` such that the test is
+    ``all(ball[:2] >= low) and all(ball < high)``; ``bx <= x_max`` is ``bx < nextafter(x_max)``.
+    """
+    x = float(goal[0])
+    x_max = x + lay.goal_depth if x >= 0 else x - lay.goal_depth
+    if x > x_max:
+        x, x_max = x_max, x
+    low = np.array([x, goal[1] - lay.goal_width])
+    high = np.array([np.nextafter(x_max, np.inf), goal[1] + lay.goal_width,
+                     goal[2] + lay.goal_height])
+    return low, high
 
 
-def free_rot_velocity_exact(cdof: np.ndarray, qvel: np.ndarray, dof: int) -> np.ndarray:
-    """Fallback for an unknown BLAS summation order: one ``np.dot`` per row (slow, exact)."""
-    out = np.empty((len(qvel), 3))
-    jac = np.zeros((3, qvel.shape[1]))
-    for i in range(len(qvel)):
-        jac[:, dof + 3:dof + 6] = cdof[i, dof + 3:dof + 6, :3].T
-        out[i] = np.dot(jac, qvel[i])
+def extra_columns(task: FastTask) -> dict[str, tuple[int, int]]:
+    """Caller-owned columns of ``F`` (offset from ``physics.extra``, width)."""
+    widths = {"zero": 1, "prod": 18 + (6 if task.keeper else 0), "velr": 6, "target": 3,
+              "defender": 9}  # prod and velr adjacent: written by one copy
+    out, at = {}, 0
+    for name, width in widths.items():
+        out[name] = (at, width)
+        at += width
     return out
-
-
-def goal_box_inside(ball: np.ndarray, goal: np.ndarray, lay: Layout) -> np.ndarray:
-    """FootballEnv_v0.ball_inside_goal: ball inside the box behind the goal line."""
-    x = goal[:, 0]
-    x_max = np.where(x >= 0, x + lay.goal_depth, x - lay.goal_depth)
-    swap = x > x_max
-    lo, hi = np.where(swap, x_max, x), np.where(swap, x, x_max)
-    bx, by, bz = ball[:, 0], ball[:, 1], ball[:, 2]
-    return ((lo <= bx) & (bx <= hi) & (goal[:, 1] - lay.goal_width <= by)
-            & (by < goal[:, 1] + lay.goal_width) & (bz < goal[:, 2] + lay.goal_height))
-
-
-def outside_field(ball: np.ndarray, lay: Layout) -> np.ndarray:
-    """The geometric part of FootballEnv_v0.is_outside_field."""
-    bx, by = ball[:, 0], ball[:, 1]
-    length, width = lay.field_length, lay.field_width
-    return (bx < -length) | (bx > length) | (by < -width) | (by > width)
 
 
 class Kernels:
     """Preallocated outputs and the per-step computations for one task.
 
-    ``observe`` fills ``obs`` and ``info`` from gathered MjData fields; ``score`` fills
-    ``terms``, ``reward`` and ``terminated`` (and advances the ball-hit counter).
+    ``observe`` fills ``obs`` and ``info`` from ``F``; ``score`` fills ``terms``, ``reward``
+    and ``terminated`` (and advances the ball-hit counter). Per-episode constants (target site
+    and defender positions) live in ``F``'s extra columns, written by ``set_episode``.
     """
 
-    def __init__(self, task: FastTask, lay: Layout, n: int, weights: dict[str, float],
-                 goal_normal: np.ndarray, rot_order: int | None) -> None:
-        self.task, self.lay, self.n = task, lay, n
+    def __init__(self, task: FastTask, lay: Layout, F: np.ndarray, col: dict[str, int],
+                 extra: int, weights: dict[str, float], goal_normal: np.ndarray,
+                 goal_xpos: np.ndarray, rot_order: int | None) -> None:
+        self.task, self.lay, self.F = task, lay, F
+        n = self.n = F.shape[0]
         self.weights = [(k, float(weights[k])) for k in task.term_names if k in weights]
+        if task.penalty and self.weights[0][0] != "robot_distance_ball":
+            raise RuntimeError("penalty reward must start with robot_distance_ball")
         self.normal = goal_normal
         self.rot_order = rot_order
         self._log1p = np.zeros(0)
+        self._box_low, self._box_high = goal_box(goal_xpos, lay)
+        self._field = np.array([lay.field_length, lay.field_width])
+        self._index(col, extra)
+
         self.obs = np.zeros((n, task.obs_dim), dtype=np.float32)
         self.reward = np.zeros(n, dtype=np.float32)
         self.terminated = np.zeros(n, dtype=bool)
+        self.D = np.zeros((n, len(self._a)))
+        self._ta, self._tb = np.zeros_like(self.D), np.zeros_like(self.D)
+        self.S = np.zeros((n, len(self._sens)), dtype=np.float32)
         info: dict[str, np.ndarray] = {}
         for key, value in zip(INFO_FIELD, (lay.field_length, lay.field_width, lay.goal_width,
                                            lay.goal_height, lay.goal_depth), strict=True):
             info[key] = np.full(n, value, dtype=np.float64)
-        for key in INFO_VEC3:
-            info[key] = np.zeros((n, 3))
+        for key, sl in self._diff_slices.items():
+            info[key] = self.D[:, sl]
+        for key, sl in zip(INFO_SENSORS, (slice(0, 3), slice(3, 6), slice(6, 9), slice(9, 13)),
+                           strict=True):
+            info[key] = self.S[:, sl]
         info["player_team"] = np.tile(np.array([1, 0]), (n, 1))  # team 0 only
-        for key in ("robot_accelerometer", "robot_gyro", "robot_velocimeter"):
-            info[key] = np.zeros((n, 3), dtype=np.float32)
-        info["robot_quat"] = np.zeros((n, 4), dtype=np.float32)
-        for key in (*INFO_KEEPER, "target_xpos_rel_robot", "target_velp_rel_robot"):
-            info[key] = np.zeros((n, 3))
-        info["defender_xpos"] = np.zeros((n, 9))
         info["success"] = np.zeros(n, dtype=bool)
         self.info = {k: info[k] for k in INFO_KEYS}
         self.terms = {k: np.zeros(n, dtype=bool if k in BOOL_TERMS else np.float64)
                       for k in task.term_names}
+        self._weighted = np.zeros((n, len(self.weights)), dtype=np.float32)
+
+    # ------------------------------------------------------------------------- index plan
+    def _index(self, col: dict[str, int], extra: int) -> None:
+        lay, task = self.lay, self.task
+        ex = {k: (extra + off, w) for k, (off, w) in extra_columns(task).items()}
+        q0, v0, s0, c0, e0 = (col[k] for k in ("qpos", "qvel", "site_xpos", "cdof",
+                                               "sensordata"))
+
+        def site(s: int) -> list[int]:
+            return [s0 + 3 * s + r for r in range(3)]
+
+        def qvel(d: int, k: int = 3) -> list[int]:
+            return [v0 + d + r for r in range(k)]
+
+        def cols(name: str) -> list[int]:
+            at, w = ex[name]
+            return list(range(at, at + w))
+
+        zero = cols("zero")
+        self.zero_col = zero[0]
+        rd, bd = lay.robot_dof, lay.ball_dof
+        # products for jacr @ qvel (ball, robot) and keeper jacp @ qvel
+        p1, p2 = [], []
+        for k in range(3):  # blocks by rotational dof k: [ball rows 0-2, robot rows 0-2]
+            for dof in (bd, rd):
+                p1 += [c0 + 6 * (dof + 3 + k) + r for r in range(3)]
+                p2 += [v0 + dof + 3 + k] * 3
+        if task.keeper:
+            for dof in lay.keeper_dof:
+                p1 += [c0 + 6 * dof + 3 + r for r in range(3)]
+                p2 += [v0 + dof] * 3
+        self._p1, self._p2 = np.array(p1), np.array(p2)
+        self._p12 = np.concatenate([self._p1, self._p2])
+        self._prod = slice(ex["prod"][0], ex["prod"][0] + len(p1))
+        self._velr = slice(ex["velr"][0], ex["velr"][0] + 6)
+        self.target_cols = slice(ex["target"][0], ex["target"][0] + 3)
+        self.defender_cols = slice(ex["defender"][0], ex["defender"][0] + 9)
+        prod = cols("prod")  # keeper products, if any, follow the 18 rotational ones
+        velr_ball, velr_robot = cols("velr")[:3], cols("velr")[3:]
+
+        imu, ball = site(lay.imu_site), site(lay.ball_site)
+        south, north = site(lay.goal_south_site), site(lay.goal_north_site)
+        rvel, bvel = qvel(rd), qvel(bd)
+        pairs: dict[str, tuple[list[int], list[int]]] = {
+            "goal_team_0_rel_robot": (south, imu),
+            "goal_team_1_rel_robot": (north, imu),
+            "goal_team_0_rel_ball": (south, ball),
+            "goal_team_1_rel_ball": (north, ball),
+            "ball_xpos_rel_robot": (ball, imu),
+            "ball_velp_rel_robot": (bvel, rvel),
+            "ball_velr_rel_robot": (velr_ball, velr_robot),
+        }
+        if task.keeper:  # sai reads the keeper sites; their jacp is the slide axis
+            k0, k1 = (site(s) for s in lay.keeper_sites)
+            pairs.update({
+                "goalkeeper_team_0_xpos_rel_robot": (k0, imu),
+                "goalkeeper_team_0_velp_rel_robot": (prod[18:21], rvel),
+                "goalkeeper_team_1_xpos_rel_robot": (k1, imu),
+                "goalkeeper_team_1_velp_rel_robot": (prod[21:24], rvel),
+            })
+        else:  # sai falls back to the robot's own site: robot - robot
+            for t in (0, 1):
+                pairs[f"goalkeeper_team_{t}_xpos_rel_robot"] = (imu, imu)
+                pairs[f"goalkeeper_team_{t}_velp_rel_robot"] = (rvel, rvel)
+        if task.target_site is not None:  # a static site: jacp = 0
+            pairs["target_xpos_rel_robot"] = (cols("target"), imu)
+            pairs["target_velp_rel_robot"] = (zero * 3, rvel)
+        else:
+            pairs["target_xpos_rel_robot"] = (imu, imu)
+            pairs["target_velp_rel_robot"] = (rvel, rvel)
+        pairs["defender_xpos"] = (cols("defender") if task.defenders else imu * 3, zero * 9)
+        jq = np.arange(lay.nq)[lay.joint_qpos] + q0
+        jv = np.arange(lay.nv)[lay.joint_qvel] + v0
+        pairs["joint_qpos"] = (list(jq), zero * len(jq))
+        pairs["joint_qvel"] = (list(jv), zero * len(jv))
+
+        a, b, self._diff_slices = [], [], {}
+        for key, (ca, cb) in pairs.items():
+            self._diff_slices[key] = slice(len(a), len(a) + len(ca))
+            a += ca
+            b += cb
+        self._a, self._b = np.array(a), np.array(b)
+
+        quat = [e0 + lay.quat.start + r for r in (1, 2, 3, 0)]  # x y z w
+        self._sens = np.array([e0 + i for sl in (lay.accelerometer, lay.gyro, lay.velocimeter)
+                               for i in range(sl.start, sl.stop)] + quat)
+
+        obs_keys = ["joint_qpos", "joint_qvel", "ball_xpos_rel_robot", "ball_velp_rel_robot",
+                    "ball_velr_rel_robot"]
+        if task.name == "kick_to_target":
+            obs_keys += ["target_xpos_rel_robot", "target_velp_rel_robot"]
+        else:  # team 0 attacks the south goal
+            obs_keys += ["goal_team_0_rel_robot", "goal_team_0_rel_ball"]
+            if task.keeper:
+                obs_keys += ["goalkeeper_team_0_xpos_rel_robot",
+                             "goalkeeper_team_0_velp_rel_robot"]
+            elif task.defenders:
+                obs_keys += ["target_xpos_rel_robot", "target_velp_rel_robot", "defender_xpos"]
+        self._obs_idx = np.concatenate(
+            [np.arange(self._diff_slices[k].start, self._diff_slices[k].stop) for k in obs_keys])
+        if len(self._obs_idx) != task.obs_dim:
+            raise RuntimeError(f"observation layout has {len(self._obs_idx)} values, "
+                               f"expected {task.obs_dim}")
+        self._nan_cols = np.r_[q0:q0 + lay.nq, v0:v0 + lay.nv]
+        self._ball_cols = slice(ball[0], ball[0] + 3)
+        self._robot_cols = slice(imu[0], imu[0] + 3)
+        self._bvel_cols = slice(bvel[0], bvel[0] + 3)
+
+    # ---------------------------------------------------------------------------- episodes
+    def set_episode(self, i: int, target_xpos: np.ndarray, defender_xpos: np.ndarray) -> None:
+        """Store slot i's per-episode constants (static site and geom positions)."""
+        self.F[i, self.target_cols] = target_xpos
+        self.F[i, self.defender_cols] = defender_xpos
 
     def log1p(self, counts: np.ndarray) -> np.ndarray:
         """``np.log1p(count)`` of integer counts, from a table of sai's scalar results."""
@@ -145,135 +255,108 @@ class Kernels:
             self._log1p = np.array([np.log1p(k) for k in range(2 * top + 64)])
         return self._log1p[counts]
 
-    def _rot(self, cdof: np.ndarray, qvel: np.ndarray, dof: int) -> np.ndarray:
+    # -------------------------------------------------------------------------------- step
+    def _velocities(self) -> None:
+        """``jac @ qvel`` products and sums into ``F``'s ``prod``/``velr`` columns."""
+        F, m = self.F, len(self._p1)
+        ab = F[:, self._p12]
+        prod = F[:, self._prod]
+        np.multiply(ab[:, :m], ab[:, m:], out=prod)
+        velr = F[:, self._velr]  # ball x y z, robot x y z
         if self.rot_order is None:
-            return free_rot_velocity_exact(cdof, qvel, dof)
-        return free_rot_velocity(cdof, qvel, dof, self.rot_order)
+            self._velocities_exact(velr.reshape(self.n, 2, 3))
+            return
+        i0, i1, i2 = ROT_ORDERS[self.rot_order]
+        np.add(prod[:, 6 * i0:6 * i0 + 6], prod[:, 6 * i1:6 * i1 + 6], out=velr)
+        np.add(velr, prod[:, 6 * i2:6 * i2 + 6], out=velr)
 
-    def _success(self, ball: np.ndarray, site: np.ndarray, ep: Episodes) -> np.ndarray:
-        lay, task = self.lay, self.task
-        if task.goal_box:
-            return goal_box_inside(ball, site[:, lay.goal_south_site], lay)
+    def _velocities_exact(self, velr: np.ndarray) -> None:
+        """Fallback for an unknown BLAS summation order: one ``np.dot`` per row (slow)."""
+        F, lay = self.F, self.lay
+        c0, v0 = self._p1[0] - 6 * (lay.ball_dof + 3), self._p2[0] - (lay.ball_dof + 3)
+        velr = velr.copy()
+        jac = np.zeros((3, lay.nv))
+        for i in range(self.n):
+            qv = F[i, v0:v0 + lay.nv]
+            cdof = F[i, c0:c0 + 6 * lay.nv].reshape(lay.nv, 6)
+            for b, dof in enumerate((lay.ball_dof, lay.robot_dof)):
+                jac[:] = 0.0
+                jac[:, dof + 3:dof + 6] = cdof[dof + 3:dof + 6, :3].T
+                velr[i, b] = np.dot(jac, qv)
+        F[:, self._velr] = velr.reshape(self.n, 6)
+
+    def _success(self, ep: Episodes) -> np.ndarray:
+        F, task = self.F, self.task
+        ball = F[:, self._ball_cols]
+        if task.goal_box:  # the goal site is static: its box is precomputed
+            return (ball[:, :2] >= self._box_low).all(axis=1) & (ball < self._box_high).all(axis=1)
         if task.defenders:  # ObstaclePenaltyKick_v0.ball_inside_goal
-            return norm3(ep.target_xpos - ball) < OBSTACLE_GOAL_RADIUS
+            return norm3(F[:, self.target_cols] - ball) < OBSTACLE_GOAL_RADIUS
         return norm3(ball - ep.goal_pos) < TARGET_RADIUS  # KickToTarget_v0._is_success
 
-    def observe(self, f: dict[str, np.ndarray], ep: Episodes) -> None:
+    def observe(self, ep: Episodes) -> None:
         """Fill ``obs`` and ``info`` (sai-mujoco ``_get_obs`` and ``_get_info``)."""
-        lay, task, info, obs = self.lay, self.task, self.info, self.obs
-        site, qvel, sens, cdof = f["site_xpos"], f["qvel"], f["sensordata"], f["cdof"]
-        robot, ball = site[:, lay.imu_site], site[:, lay.ball_site]
-        south, north = site[:, lay.goal_south_site], site[:, lay.goal_north_site]
-        rd, bd = lay.robot_dof, lay.ball_dof
-        robot_velp, ball_velp = qvel[:, rd:rd + 3], qvel[:, bd:bd + 3]
-        robot_velr, ball_velr = self._rot(cdof, qvel, rd), self._rot(cdof, qvel, bd)
+        F = self.F
+        self._velocities()
+        np.take(F, self._a, axis=1, out=self._ta)
+        np.take(F, self._b, axis=1, out=self._tb)
+        np.subtract(self._ta, self._tb, out=self.D)
+        self.S[:] = F[:, self._sens]
+        self.obs[:] = self.D[:, self._obs_idx]
+        self.info["success"][:] = self._success(ep)
 
-        np.subtract(south, robot, out=info["goal_team_0_rel_robot"])
-        np.subtract(north, robot, out=info["goal_team_1_rel_robot"])
-        np.subtract(south, ball, out=info["goal_team_0_rel_ball"])
-        np.subtract(north, ball, out=info["goal_team_1_rel_ball"])
-        np.subtract(ball, robot, out=info["ball_xpos_rel_robot"])
-        np.subtract(ball_velp, robot_velp, out=info["ball_velp_rel_robot"])
-        np.subtract(ball_velr, robot_velr, out=info["ball_velr_rel_robot"])
-        info["robot_accelerometer"][:] = sens[:, lay.accelerometer]
-        info["robot_gyro"][:] = sens[:, lay.gyro]
-        info["robot_velocimeter"][:] = sens[:, lay.velocimeter]
-        quat = sens[:, lay.quat]
-        info["robot_quat"][:, :3] = quat[:, 1:]
-        info["robot_quat"][:, 3] = quat[:, 0]
-
-        if task.keeper:
-            k0, k1 = lay.keeper_sites
-            d0, d1 = lay.keeper_dof
-            np.subtract(site[:, k0], robot, out=info["goalkeeper_team_0_xpos_rel_robot"])
-            np.subtract(cdof[:, d0, 3:] * qvel[:, d0, None], robot_velp,
-                        out=info["goalkeeper_team_0_velp_rel_robot"])
-            np.subtract(site[:, k1], robot, out=info["goalkeeper_team_1_xpos_rel_robot"])
-            np.subtract(cdof[:, d1, 3:] * qvel[:, d1, None], robot_velp,
-                        out=info["goalkeeper_team_1_velp_rel_robot"])
-        else:  # sai falls back to the robot's own site: robot - robot
-            for key in INFO_KEEPER:
-                src = robot if "xpos" in key else robot_velp
-                np.subtract(src, src, out=info[key])
-        if task.target_site is not None:
-            np.subtract(ep.target_xpos, robot, out=info["target_xpos_rel_robot"])
-            np.subtract(0.0, robot_velp, out=info["target_velp_rel_robot"])  # static site
-        else:
-            np.subtract(robot, robot, out=info["target_xpos_rel_robot"])
-            np.subtract(robot_velp, robot_velp, out=info["target_velp_rel_robot"])
-        if task.defenders:
-            info["defender_xpos"][:] = ep.defender_xpos
-        else:
-            info["defender_xpos"][:] = np.tile(robot, 3)
-        info["success"][:] = self._success(ball, site, ep)
-
-        obs[:, 0:12] = f["qpos"][:, lay.joint_qpos]
-        obs[:, 12:24] = qvel[:, lay.joint_qvel]
-        obs[:, 24:27] = info["ball_xpos_rel_robot"]
-        obs[:, 27:30] = info["ball_velp_rel_robot"]
-        obs[:, 30:33] = info["ball_velr_rel_robot"]
-        if task.name == "kick_to_target":
-            obs[:, 33:36] = info["target_xpos_rel_robot"]
-            obs[:, 36:39] = info["target_velp_rel_robot"]
-            return
-        obs[:, 33:36] = info["goal_team_0_rel_robot"]  # team 0 attacks the south goal
-        obs[:, 36:39] = info["goal_team_0_rel_ball"]
-        if task.keeper:
-            obs[:, 39:42] = info["goalkeeper_team_0_xpos_rel_robot"]
-            obs[:, 42:45] = info["goalkeeper_team_0_velp_rel_robot"]
-        elif task.defenders:
-            obs[:, 39:42] = info["target_xpos_rel_robot"]
-            obs[:, 42:45] = info["target_velp_rel_robot"]
-            obs[:, 45:54] = ep.defender_xpos
-
-    def score(self, f: dict[str, np.ndarray], contact: np.ndarray, ep: Episodes) -> None:
+    def score(self, contact: np.ndarray, ep: Episodes) -> None:
         """Fill ``terms``, ``reward``, ``terminated``; call after ``observe`` (uses success)."""
-        lay, task, terms = self.lay, self.task, self.terms
-        site, qpos, qvel = f["site_xpos"], f["qpos"], f["qvel"]
-        robot, ball = site[:, lay.imu_site], site[:, lay.ball_site]
+        F, lay, task, terms = self.F, self.lay, self.task, self.terms
+        ball = F[:, self._ball_cols]
+        robot_z = F[:, self._robot_cols.start + 2]
         inside = self.info["success"]
-        outside = outside_field(ball, lay)
-        nan = np.isnan(qpos).any(axis=1) | np.isnan(qvel).any(axis=1)
-        fallen = ~(lay.min_height < robot[:, 2])
+        outside = (np.abs(ball[:, :2]) > self._field).any(axis=1)
+        nan = np.isnan(F[:, self._nan_cols]).any(axis=1)
+        fallen = ~(lay.min_height < robot_z)
+        weighted = self._weighted
         if task.penalty:
             offside = outside & ~inside
             touching = (contact & BALL_ROBOT) != 0
             ep.ball_hits += touching & ~ep.contact_active
             ep.contact_active[:] = touching
-            scaled = 1 - np.tanh(norm3(robot - ball).astype(np.float32))
-            w = dict(self.weights)
-            v = qvel[:, lay.ball_dof:lay.ball_dof + 3]
+            hit = ep.ball_hits > 0
+            scaled = 1 - np.tanh(norm3(self.D[:, self._diff_slices["ball_xpos_rel_robot"]])
+                                 .astype(np.float32))
+            v = F[:, self._bvel_cols]
             n0, n1, n2 = self.normal
-            terms["robot_distance_ball"][:] = np.where(ep.ball_hits > 0, 1.5, scaled)
+            terms["robot_distance_ball"][:] = np.where(hit, 1.5, scaled)
             terms["ball_vel_twd_goal"][:] = -((v[:, 0] * n0 + v[:, 1] * n1) + v[:, 2] * n2)
             terms["offside"][:] = offside
             terms["ball_hits"][:] = self.log1p(np.maximum(0, ep.ball_hits - 1))
             terms["robot_fallen"][:] = fallen
             terms["goal_scored"][:] = inside
             done = nan | offside | inside
-            weighted = {  # the value sai multiplies, in the dtype it multiplies in
-                "robot_distance_ball": np.where(ep.ball_hits > 0, w["robot_distance_ball"] * 1.5,
-                                                w["robot_distance_ball"] * scaled),
-            }
             if task.keeper or task.defenders:
                 blocked = (contact & BALL_OBSTACLE) != 0
                 terms["ball_blocked"][:] = blocked
                 done |= blocked
             if task.defenders:
-                terms["ball_distance_target"][:] = 1 - np.tanh(norm3(ep.target_xpos - ball))
+                terms["ball_distance_target"][:] = 1 - np.tanh(
+                    norm3(F[:, self.target_cols] - ball))
+            w = self.weights[0][1]  # robot_distance_ball: float32 product, or 1.5 as float
+            weighted[:, 0] = np.where(hit, w * 1.5, w * scaled)
+            first = 1
         else:
             dist = norm3(ball - ep.goal_pos)
             terms["offside"][:] = outside
             terms["success"][:] = inside
             terms["distance"][:] = np.exp(-dist)
-            terms["robot_distance_ball"][:] = 1 - np.tanh(norm3(ball - robot))
+            terms["robot_distance_ball"][:] = 1 - np.tanh(
+                norm3(self.D[:, self._diff_slices["ball_xpos_rel_robot"]]))
             done = nan | outside | inside
-            weighted = {}
-        self.terminated[:] = done | fallen
+            first = 0
+        np.logical_or(done, fallen, out=self.terminated)
 
-        reward = None
-        for key, weight in self.weights:
-            value = weighted[key] if key in weighted else weight * terms[key]
-            value = value.astype(np.float32)
-            reward = value if reward is None else reward + value
-        self.reward[:] = reward
+        for j in range(first, len(self.weights)):
+            key, weight = self.weights[j]
+            weighted[:, j] = weight * terms[key]  # float64 product, rounded to float32
+        reward = self.reward
+        reward[:] = weighted[:, 0]
+        for j in range(1, len(self.weights)):
+            reward += weighted[:, j]

@@ -77,7 +77,7 @@ def _kick(rng: np.random.Generator, sim: FastSoccerSim, sai: gym.Env, slot: int)
     ball = data.site_xpos[lay.ball_site].copy()
     choice = rng.integers(3)
     if choice == 0:  # at the goal / target / keeper / defenders
-        aim = (sim.ep.target_xpos[slot] if sim.task.target_site
+        aim = (sim.kernels.F[slot, sim.kernels.target_cols] if sim.task.target_site
                else data.site_xpos[lay.goal_south_site] + [0.0, rng.uniform(-1.5, 1.5), 0.3])
     elif choice == 1:  # at the robot's feet
         aim = data.site_xpos[lay.imu_site] * [1.0, 1.0, 0.0]

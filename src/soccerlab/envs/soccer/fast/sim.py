@@ -11,7 +11,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from soccerlab.envs.soccer.fast.compute import Episodes, Kernels
+from soccerlab.envs.soccer.fast.compute import Episodes, Kernels, extra_columns
 from soccerlab.envs.soccer.fast.layout import (
     calibrate_rot_order,
     check_velocity_structure,
@@ -98,21 +98,30 @@ class FastSoccerSim:
         model: mujoco.MjModel = copy.copy(u.sim.model._model)
         self.timestep = float(model.opt.timestep)
         threads = n_threads or min(self.n, os.cpu_count() or 1)
-        self.physics = BatchPhysics(model, self.n, lay, threads,
-                                    geom_ids=lay.defender_geoms if self.task.defenders else None)
+        n_extra = sum(w for _, w in extra_columns(self.task).values())
+        self.physics = phys = BatchPhysics(
+            model, self.n, lay, threads,
+            geom_ids=lay.defender_geoms if self.task.defenders else None, n_extra=n_extra)
         check_velocity_structure(u.sim.model._model, u.sim.data._data, lay)
 
         goal_site = "goalarea_site" if self.task.defenders else "goal_post_south"
         goal_xpos = u.sim.data.get_site_xpos(goal_site).copy()
         normal = -np.array([u.velocity_toward_goal(e, goal_xpos) for e in np.eye(3)]) \
             if self.task.penalty else np.zeros(3)
-        self.kernels = Kernels(self.task, lay, self.n, dict(u.reward_config), normal,
+        self.kernels = Kernels(self.task, lay, phys.F, phys.col, phys.extra,
+                               dict(u.reward_config), normal,
+                               u.sim.data.get_site_xpos("goal_post_south").copy(),
                                calibrate_rot_order(lay.nv, [lay.robot_dof, lay.ball_dof]))
         self.ep = Episodes(self.n)
         self.truncated = np.zeros(self.n, dtype=bool)
         if self.task.keeper:
             self._keeper_pos, self._keeper_vel = keeper_schedule(
                 lay, self.timestep, self.max_episode_steps + 1)
+        self._identity_ctrl = bool(
+            np.all(lay.ctrl_in_mid == 0) and np.all(lay.ctrl_scale == 1)
+            and np.all(lay.ctrl_out_mid == 0)
+            and all(np.array_equal(lo, lay.ctrl_in_lo) and np.array_equal(hi, lay.ctrl_in_hi)
+                    for lo, hi in ((lay.ctrl_tq_lo, lay.ctrl_tq_hi), (lay.ctrl_lo, lay.ctrl_hi))))
         self._started = False
         self._geom_keys: dict[bytes, int] = {}
         self.arrays = StepArrays(self.kernels.obs, self.kernels.reward, self.kernels.terminated,
@@ -148,29 +157,41 @@ class FastSoccerSim:
             if start.geom_pos is not None:
                 key = self._geom_keys.setdefault(start.geom_pos.tobytes(), len(self._geom_keys))
             phys.set_state(int(i), start.state, start.geom_pos, key)
-            ep.target_xpos[i] = start.target_xpos
+            self.kernels.set_episode(int(i), start.target_xpos, start.defender_xpos)
             ep.goal_pos[i] = start.goal_pos
-            ep.defender_xpos[i] = start.defender_xpos
         ep.steps[idx] = 0
         ep.ball_hits[idx] = 0
         ep.contact_active[idx] = False
         self.truncated[idx] = False
         self.kernels.terminated[idx] = False
-        self.kernels.observe(phys.fields, ep)
+        self.kernels.observe(ep)
         return self.kernels.obs, self.kernels.info
 
     # -------------------------------------------------------------------------------- steps
     def set_torques(self, torques: np.ndarray) -> None:
-        """Write (N, 12) torques into the controls, clipped exactly like sai-mujoco."""
+        """Write (N, 12) torques into the controls, clipped exactly like sai-mujoco.
+
+        sai: ``clip(clip((clip(a, in) - in_mid) * scale + out_mid, torque_limits), ctrlrange)``
+        (``np.clip`` is ``minimum(maximum(.))`` here, NaN passes through both). With the
+        LowerT1 constants (identity scaling, equal bounds) that is one clip plus ``+ 0.0``,
+        which turns -0.0 into +0.0 exactly as ``(x - 0.0) * 1.0 + 0.0`` does.
+        """
         a = np.asarray(torques, dtype=np.float64)
-        if a.shape != (self.n, len(self.lay.ctrl_lo)):
-            raise ValueError(f"torques must have shape {(self.n, len(self.lay.ctrl_lo))}, "
-                             f"got {a.shape}")
+        out = self.physics.ctrl
+        if a.shape != out.shape:
+            raise ValueError(f"torques must have shape {out.shape}, got {a.shape}")
         lay = self.lay
-        x = np.clip(a, lay.ctrl_in_lo, lay.ctrl_in_hi)
-        x = (x - lay.ctrl_in_mid) * lay.ctrl_scale + lay.ctrl_out_mid
-        x = np.clip(x, lay.ctrl_tq_lo, lay.ctrl_tq_hi)
-        np.clip(x, lay.ctrl_lo, lay.ctrl_hi, out=self.physics.ctrl)
+        np.maximum(a, lay.ctrl_in_lo, out=out)
+        np.minimum(out, lay.ctrl_in_hi, out=out)
+        if self._identity_ctrl:
+            np.add(out, 0.0, out=out)
+            return
+        np.subtract(out, lay.ctrl_in_mid, out=out)
+        np.multiply(out, lay.ctrl_scale, out=out)
+        np.add(out, lay.ctrl_out_mid, out=out)
+        for lo, hi in ((lay.ctrl_tq_lo, lay.ctrl_tq_hi), (lay.ctrl_lo, lay.ctrl_hi)):
+            np.maximum(out, lo, out=out)
+            np.minimum(out, hi, out=out)
 
     def step(self, torques: np.ndarray) -> StepArrays:
         """One env step (= one physics step) of every slot. Slots are not auto-reset."""
@@ -186,8 +207,8 @@ class FastSoccerSim:
             phys.keeper_qvel[:] = self._keeper_vel[ep.steps][:, None]
         phys.step()
         ep.steps += 1
-        self.kernels.observe(phys.fields, ep)
-        self.kernels.score(phys.fields, phys.contact, ep)
+        self.kernels.observe(ep)
+        self.kernels.score(phys.contact_flags(), ep)
         np.greater_equal(ep.steps, self.max_episode_steps, out=self.truncated)
         return self.arrays
 
