@@ -8,4 +8,14 @@ See ``docs/fast_backend.md``.
 from soccerlab.envs.soccer.fast.sim import FastSoccerSim, StepArrays
 from soccerlab.envs.soccer.fast.tasks import FAST_TASKS, FastTask, get_fast_task
 
-__all__ = ["FAST_TASKS", "FastSoccerSim", "FastTask", "StepArrays", "get_fast_task"]
+__all__ = ["FAST_TASKS", "FastSoccerSim", "FastSoccerVecEnv", "FastTask", "StepArrays",
+           "get_fast_task"]
+
+
+def __getattr__(name: str):
+    """``FastSoccerVecEnv`` imports stable-baselines3 (and torch): only on first use."""
+    if name == "FastSoccerVecEnv":
+        from soccerlab.envs.soccer.fast.vec_env import FastSoccerVecEnv
+
+        return FastSoccerVecEnv
+    raise AttributeError(name)
