@@ -96,13 +96,14 @@ def _kick(rng: np.random.Generator, sim: FastSoccerSim, sai: gym.Env, slot: int)
 def run_parity(task: str, n_slots: int = 2, steps: int = 1000, seed: int = 0,
                max_episode_steps: int | None = None, kick_prob: float = 0.5,
                action_seed: int = 1, action_scales: tuple[float, ...] = (1.0, 0.1),
-               max_mismatches: int = 5) -> ParityReport:
+               reset_mode: str = "replay", max_mismatches: int = 5) -> ParityReport:
     """Step ``FastSoccerSim`` and ``n_slots`` sai envs side by side; report differences.
 
     Slot i's torques are uniform over ``action_scales[i % len]`` times the action bounds
     (small torques keep the robot up longer, so kicked balls reach it).
     """
-    sim = FastSoccerSim(task, n_slots, max_episode_steps=max_episode_steps, n_threads=2)
+    sim = FastSoccerSim(task, n_slots, max_episode_steps=max_episode_steps, n_threads=2,
+                        reset_mode=reset_mode)
     limit = sim.max_episode_steps
     envs = [gym.wrappers.TimeLimit(make_sai_env(sim.task.env_id).unwrapped, limit)
             for _ in range(n_slots)]

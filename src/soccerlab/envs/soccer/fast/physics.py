@@ -24,6 +24,7 @@ import ctypes
 import itertools
 import queue
 import threading
+import time
 import weakref
 
 import mujoco
@@ -114,6 +115,8 @@ class BatchPhysics:
         self._ngeom = lay.contact_table.shape[0]
         self._slots = np.arange(cap)
 
+        self.timing = False  # accumulate seconds inside mj_step per thread (benchmarks)
+        self.mj_seconds = [0.0] * self.n_threads
         self._next = itertools.count()
         self._error: BaseException | None = None
         self._jobs: list[queue.SimpleQueue] = []
@@ -224,7 +227,12 @@ class BatchPhysics:
                 np.copyto(self._kv_dst[i], self._kv_src[i])
             if geoms:
                 self._apply_geoms(k, i)
-            mujoco.mj_step(model, datas[i])
+            if self.timing:
+                t0 = time.perf_counter()
+                mujoco.mj_step(model, datas[i])
+                self.mj_seconds[k] += time.perf_counter() - t0
+            else:
+                mujoco.mj_step(model, datas[i])
             self._gather(i)
             self._read_contacts(i)
 
@@ -244,10 +252,13 @@ class BatchPhysics:
 
     # ----------------------------------------------------------------------------- resets
     def set_state(self, i: int, state: np.ndarray, geom_pos: np.ndarray | None = None,
-                  geom_key: int = 0) -> mujoco.MjData:
+                  geom_key: int = 0, site_id: int | None = None,
+                  site_pos: np.ndarray | None = None) -> mujoco.MjData:
         """Load an integration state into instance i, run ``mj_forward``, gather its fields.
 
-        Returns the MjData (its derived quantities are those sai-mujoco had after reset).
+        ``geom_pos`` (for ``geom_ids``) stays with the instance for every later step;
+        ``site_pos`` (a site's model position) only matters for this ``mj_forward``: sites
+        have no physical effect, and the caller keeps what it needs from the returned data.
         """
         d = self.datas[i]
         if self.geom_ids is not None:
@@ -255,6 +266,8 @@ class BatchPhysics:
             self.geom_key[i] = geom_key
             self._apply_geoms(0, i)
         model = self.models[0]
+        if site_id is not None:
+            model.site_pos[site_id] = site_pos
         mujoco.mj_resetData(model, d)
         mujoco.mj_setState(model, d, state, _STATE)
         mujoco.mj_forward(model, d)

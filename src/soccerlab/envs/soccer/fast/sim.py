@@ -72,6 +72,8 @@ class FastSoccerSim:
         seed: if given, the first ``reset()`` seeds slot i with ``seed + i``.
         max_episode_steps: TimeLimit; default: the registered one.
         n_threads: physics threads (default: ``min(n_envs, os.cpu_count())``).
+        reset_mode: ``"replay"`` (sai's random draws replayed on a captured start state) or
+            ``"sai"`` (a real sai-mujoco reset per episode, ~50x slower); see ``resets``.
 
     Slot i reset with seed s behaves exactly like ``gym.make(id).reset(seed=s)``; later resets
     without a seed continue that slot's RNG stream. ``step(torques)`` applies (N, 12) joint
@@ -80,13 +82,14 @@ class FastSoccerSim:
     """
 
     def __init__(self, task: str, n_envs: int, seed: int | None = None, *,
-                 max_episode_steps: int | None = None, n_threads: int | None = None) -> None:
+                 max_episode_steps: int | None = None, n_threads: int | None = None,
+                 reset_mode: str = "replay") -> None:
         self.task: FastTask = get_fast_task(task)
         if int(n_envs) < 1:
             raise UserError(f"n_envs must be at least 1, got {n_envs}")
         self.n = int(n_envs)
         self.seed = seed
-        self._resetter = SaiResetter(self.task, self.n)
+        self._resetter = SaiResetter(self.task, self.n, reset_mode)
         registered = gym.spec(self.task.env_id).max_episode_steps
         self.max_episode_steps = int(max_episode_steps or registered)
         if self.max_episode_steps < 1:
@@ -95,6 +98,7 @@ class FastSoccerSim:
         self.observation_space = self._resetter.env.observation_space
         self.action_space = self._resetter.env.action_space
         self.lay = lay = resolve_layout(u, self.task)
+        self._resetter.bind(lay)
         model: mujoco.MjModel = copy.copy(u.sim.model._model)
         self.timestep = float(model.opt.timestep)
         threads = n_threads or min(self.n, os.cpu_count() or 1)
@@ -152,12 +156,16 @@ class FastSoccerSim:
         self._started = True
         lay, ep, phys = self.lay, self.ep, self.physics
         for i, s in zip(idx, per_slot, strict=True):
-            start = self._resetter.reset(int(i), s, lay)
+            start = self._resetter.reset(int(i), s)
             key = 0
             if start.geom_pos is not None:
                 key = self._geom_keys.setdefault(start.geom_pos.tobytes(), len(self._geom_keys))
-            phys.set_state(int(i), start.state, start.geom_pos, key)
-            self.kernels.set_episode(int(i), start.target_xpos, start.defender_xpos)
+            d = phys.set_state(int(i), start.state, start.geom_pos, key, lay.target_site,
+                               start.site_pos)
+            self.kernels.set_episode(
+                int(i),
+                d.site_xpos[lay.target_site] if lay.target_site is not None else np.zeros(3),
+                d.geom_xpos[lay.defender_geoms].ravel() if self.task.defenders else np.zeros(9))
             ep.goal_pos[i] = start.goal_pos
         ep.steps[idx] = 0
         ep.ball_hits[idx] = 0
