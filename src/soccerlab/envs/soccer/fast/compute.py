@@ -36,6 +36,7 @@ INFO_KEYS = (
     *INFO_FIELD, *INFO_DIFF[:7], "player_team", *INFO_SENSORS, *INFO_DIFF[7:], "success",
 )
 BOOL_TERMS = frozenset({"offside", "robot_fallen", "goal_scored", "ball_blocked", "success"})
+# ^ reward_terms sai returns as Python bools; here they are 0.0 / 1.0 float64 columns
 ROT_ORDERS = ((0, 1, 2), (0, 2, 1), (1, 2, 0))  # (a + b) + c, (a + c) + b, (b + c) + a
 
 
@@ -131,8 +132,12 @@ class Kernels:
         info["player_team"] = np.tile(np.array([1, 0]), (n, 1))  # team 0 only
         info["success"] = np.zeros(n, dtype=bool)
         self.info = {k: info[k] for k in INFO_KEYS}
-        self.terms = {k: np.zeros(n, dtype=bool if k in BOOL_TERMS else np.float64)
-                      for k in task.term_names}
+        # reward terms, one float64 column each (flags as 0.0 / 1.0), in sai's dict order
+        self.T = np.zeros((n, len(task.term_names)))
+        self._tcol = {k: j for j, k in enumerate(task.term_names)}
+        self.terms = {k: self.T[:, j] for k, j in self._tcol.items()}
+        self._widx = np.array([self._tcol[k] for k, _ in self.weights])
+        self._wvec = np.array([w for _, w in self.weights])
         self._weighted = np.zeros((n, len(self.weights)), dtype=np.float32)
 
     # ------------------------------------------------------------------------- index plan
@@ -307,56 +312,57 @@ class Kernels:
 
     def score(self, contact: np.ndarray, ep: Episodes) -> None:
         """Fill ``terms``, ``reward``, ``terminated``; call after ``observe`` (uses success)."""
-        F, lay, task, terms = self.F, self.lay, self.task, self.terms
+        F, lay, task, T, c = self.F, self.lay, self.task, self.T, self._tcol
         ball = F[:, self._ball_cols]
-        robot_z = F[:, self._robot_cols.start + 2]
         inside = self.info["success"]
         outside = (np.abs(ball[:, :2]) > self._field).any(axis=1)
         nan = np.isnan(F[:, self._nan_cols]).any(axis=1)
-        fallen = ~(lay.min_height < robot_z)
-        weighted = self._weighted
+        fallen = ~(lay.min_height < F[:, self._robot_cols.start + 2])
         if task.penalty:
             offside = outside & ~inside
-            touching = (contact & BALL_ROBOT) != 0
-            ep.ball_hits += touching & ~ep.contact_active
+            touching = (contact & BALL_ROBOT).astype(bool)
+            new = touching & ~ep.contact_active
             ep.contact_active[:] = touching
-            hit = ep.ball_hits > 0
-            scaled = 1 - np.tanh(norm3(self.D[:, self._diff_slices["ball_xpos_rel_robot"]])
-                                 .astype(np.float32))
-            v = F[:, self._bvel_cols]
-            n0, n1, n2 = self.normal
-            terms["robot_distance_ball"][:] = np.where(hit, 1.5, scaled)
-            terms["ball_vel_twd_goal"][:] = -((v[:, 0] * n0 + v[:, 1] * n1) + v[:, 2] * n2)
-            terms["offside"][:] = offside
-            terms["ball_hits"][:] = self.log1p(np.maximum(0, ep.ball_hits - 1))
-            terms["robot_fallen"][:] = fallen
-            terms["goal_scored"][:] = inside
+            if new.any():  # PenaltyKick_v0.count_robot_ball_contacts
+                ep.ball_hits += new
+                T[:, c["ball_hits"]] = self.log1p(np.maximum(0, ep.ball_hits - 1))
+            rel = self.D[:, self._diff_slices["ball_xpos_rel_robot"]]
+            sq = rel * rel
+            dist = np.sqrt((sq[:, 0] + sq[:, 1]) + sq[:, 2])
+            scaled = 1 - np.tanh(dist.astype(np.float32))
+            T[:, c["robot_distance_ball"]] = np.where(ep.ball_hits > 0, 1.5, scaled)
+            p = F[:, self._bvel_cols] * self.normal  # -np.dot(ball_velp, normal)
+            vel = p[:, 0] + p[:, 1]
+            vel += p[:, 2]
+            # not np.negative(..., out=strided column): numpy 2.4.6 computes that wrongly
+            # for a 64-byte stride (T has 8 columns in the obstacle task)
+            T[:, c["ball_vel_twd_goal"]] = -vel
+            T[:, c["offside"]] = offside
+            T[:, c["robot_fallen"]] = fallen
+            T[:, c["goal_scored"]] = inside
             done = nan | offside | inside
             if task.keeper or task.defenders:
-                blocked = (contact & BALL_OBSTACLE) != 0
-                terms["ball_blocked"][:] = blocked
+                blocked = (contact & BALL_OBSTACLE).astype(bool)
+                T[:, c["ball_blocked"]] = blocked
                 done |= blocked
             if task.defenders:
-                terms["ball_distance_target"][:] = 1 - np.tanh(
+                T[:, c["ball_distance_target"]] = 1 - np.tanh(
                     norm3(F[:, self.target_cols] - ball))
-            w = self.weights[0][1]  # robot_distance_ball: float32 product, or 1.5 as float
-            weighted[:, 0] = np.where(hit, w * 1.5, w * scaled)
-            first = 1
         else:
-            dist = norm3(ball - ep.goal_pos)
-            terms["offside"][:] = outside
-            terms["success"][:] = inside
-            terms["distance"][:] = np.exp(-dist)
-            terms["robot_distance_ball"][:] = 1 - np.tanh(
+            T[:, c["offside"]] = outside
+            T[:, c["success"]] = inside
+            T[:, c["distance"]] = np.exp(-norm3(ball - ep.goal_pos))
+            T[:, c["robot_distance_ball"]] = 1 - np.tanh(
                 norm3(self.D[:, self._diff_slices["ball_xpos_rel_robot"]]))
             done = nan | outside | inside
-            first = 0
         np.logical_or(done, fallen, out=self.terminated)
+        # sai: np.sum([w * term ...], dtype=float32): each product rounded to float32, summed
+        # in order (for < 8 terms numpy's reduction is sequential). w * term in float64 is
+        # exact for the float32-valued robot_distance_ball, so one float64 product suffices.
+        self._weighted[:] = T[:, self._widx] * self._wvec
+        np.add.reduce(self._weighted, axis=1, out=self.reward)
 
-        for j in range(first, len(self.weights)):
-            key, weight = self.weights[j]
-            weighted[:, j] = weight * terms[key]  # float64 product, rounded to float32
-        reward = self.reward
-        reward[:] = weighted[:, 0]
-        for j in range(1, len(self.weights)):
-            reward += weighted[:, j]
+    def reset_rows(self, idx: np.ndarray) -> None:
+        """Zero the per-episode accumulated term (ball_hits) of freshly reset slots."""
+        if "ball_hits" in self._tcol:
+            self.T[idx, self._tcol["ball_hits"]] = 0.0

@@ -34,7 +34,7 @@ class StepArrays:
         reward: (N,) float32 env reward.
         terminated: (N,) bool.
         truncated: (N,) bool, the registered TimeLimit (or the ``max_episode_steps`` given).
-        terms: ``reward_terms``, key -> (N,) (bool for flags, float64 otherwise).
+        terms: ``reward_terms``, key -> (N,) float64 (flags as 0.0 / 1.0; sai returns bools).
         info: every sai-mujoco info field, key -> (N,) or (N, k), in sai's dtypes.
     """
 
@@ -172,6 +172,7 @@ class FastSoccerSim:
         ep.contact_active[idx] = False
         self.truncated[idx] = False
         self.kernels.terminated[idx] = False
+        self.kernels.reset_rows(idx)
         self.kernels.observe(ep)
         return self.kernels.obs, self.kernels.info
 

@@ -18,7 +18,7 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
-from soccerlab.envs.soccer.fast.compute import INFO_KEYS
+from soccerlab.envs.soccer.fast.compute import BOOL_TERMS, INFO_KEYS
 from soccerlab.envs.soccer.fast.sim import FastSoccerSim, StepArrays
 from soccerlab.errors import UserError
 
@@ -77,7 +77,8 @@ class FastSoccerVecEnv(VecEnv):
         for i in indices:
             d = {k: _value(info[k][i]) for k in keys}
             if with_terms and "reward_terms" in self.info_keys:
-                d["reward_terms"] = {k: _value(v[i]) for k, v in terms.items()}
+                d["reward_terms"] = {k: bool(v[i]) if k in BOOL_TERMS else v[i]
+                                     for k, v in terms.items()}
             out.append(d)
         return out
 
