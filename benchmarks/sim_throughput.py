@@ -4,14 +4,16 @@ For each task and each N, four ways of stepping N envs with random torques (rese
 at their natural rate: random torques fall in a few hundred steps) are measured interleaved,
 ``--repeats`` times, and the median is reported:
 
-- ``fast``: ``FastSoccerSim`` arrays API (step + reset of finished slots);
+- ``fast``: ``FastSoccerSim`` arrays API (step + reset of finished slots), default threads
+  (adaptive: all cores or one, whichever is faster lately); ``fast_t1``, ``fast_t2``...:
+  the same with a fixed number of physics threads;
 - ``fast_vec``: ``FastSoccerVecEnv`` (SB3 VecEnv: auto-reset, info dicts, obs copies);
 - ``sai``: N ``gym.make`` sai-mujoco envs stepped in a loop in this process;
 - ``subproc``: SB3 ``SubprocVecEnv`` over N sai-mujoco envs (``torch.set_num_threads(1)``
   in every worker; only for N <= ``--subproc-max``: each worker costs ~0.4 GB).
 
-``physics_share`` is the fraction of the fast backend's wall time its physics threads spent
-inside ``mj_step`` (thread-seconds / (wall seconds x threads)).
+``<fast>_physics_share`` is the fraction of the fast backend's wall time its physics threads
+spent inside ``mj_step``: thread-seconds / (wall seconds x threads used, on average).
 
 Quick run:  python benchmarks/sim_throughput.py --tasks goalie_penalty_kick --n 1 8 --repeats 1
 """
@@ -49,9 +51,12 @@ class Runner:
     def __init__(self, kind: str, task: str, n: int, seed: int, threads: int | None) -> None:
         from soccerlab.envs.soccer.fast import FastSoccerSim, get_fast_task
 
-        self.kind, self.n = kind, n
+        self.n = n
         env_id = get_fast_task(task).env_id
         rng = np.random.default_rng(seed)
+        if kind.startswith("fast_t"):
+            threads, kind = int(kind[len("fast_t"):]), "fast"
+        self.name = kind
         if kind == "fast":
             self.sim = FastSoccerSim(task, n, seed=seed, n_threads=threads)
             self.sim.reset()
@@ -90,12 +95,12 @@ class Runner:
         for _ in range(steps):
             a = self.actions[self.t % 64]
             self.t += 1
-            if self.kind == "fast":
+            if self.name == "fast":
                 out = self.sim.step(a)
                 done = out.terminated | out.truncated
                 if done.any():
                     self.sim.reset(np.flatnonzero(done))
-            elif self.kind == "sai":
+            elif self.name == "sai":
                 for env, ai in zip(self.envs, a, strict=True):
                     _, _, term, trunc, _ = env.step(ai)
                     if term or trunc:
@@ -105,9 +110,9 @@ class Runner:
         return self.n * steps / (time.perf_counter() - start)
 
     def close(self) -> None:
-        if self.kind == "fast":
+        if self.name == "fast":
             self.sim.close()
-        elif self.kind == "sai":
+        elif self.name == "sai":
             for env in self.envs:
                 env.close()
         else:
@@ -117,21 +122,24 @@ class Runner:
 def bench(task: str, n: int, kinds: list[str], env_steps: int, repeats: int, seed: int,
           threads: int | None) -> dict:
     runners = {k: Runner(k, task, n, seed, threads) for k in kinds}
+    shares: dict[str, float] = {}
     steps = max(10, env_steps // n)
     rates: dict[str, list[float]] = {k: [] for k in kinds}
     try:
         for r in runners.values():
             r.run(max(2, steps // 10))  # warm-up
-        share = None
         for _ in range(repeats):
             for k, r in runners.items():
-                if k == "fast":
+                if r.name == "fast":
                     phys = r.sim.physics
                     phys.mj_seconds = [0.0] * phys.n_threads
+                    before = dict(phys.thread_steps)
                     t0 = time.perf_counter()
                     rates[k].append(r.run(steps))
                     wall = time.perf_counter() - t0
-                    share = sum(phys.mj_seconds) / (wall * phys.n_threads)
+                    used = {t: phys.thread_steps[t] - before.get(t, 0) for t in phys.thread_steps}
+                    threads_avg = sum(t * c for t, c in used.items()) / max(1, sum(used.values()))
+                    shares[k] = sum(phys.mj_seconds) / (wall * threads_avg)
                 else:
                     rates[k].append(r.run(steps))
     finally:
@@ -141,13 +149,15 @@ def bench(task: str, n: int, kinds: list[str], env_steps: int, repeats: int, see
     for k in kinds:
         row[f"{k}_steps_per_s"] = round(statistics.median(rates[k]))
         row[f"{k}_all"] = [round(x) for x in rates[k]]
-    if "fast" in kinds:
-        row["fast_threads"] = runners["fast"].sim.physics.n_threads
-        row["physics_share"] = round(share, 3) if share is not None else None
-        for base in ("sai", "subproc"):
-            if base in kinds:
-                row[f"fast_vs_{base}"] = round(row["fast_steps_per_s"] /
-                                               row[f"{base}_steps_per_s"], 2)
+    for k in kinds:
+        if runners[k].name == "fast":
+            phys = runners[k].sim.physics
+            row[f"{k}_thread_steps"] = {str(t): c for t, c in phys.thread_steps.items()}
+            row[f"{k}_physics_share"] = round(shares[k], 3)
+            for base in ("sai", "subproc"):
+                if base in kinds:
+                    row[f"{k}_vs_{base}"] = round(row[f"{k}_steps_per_s"] /
+                                                  row[f"{base}_steps_per_s"], 2)
     return row
 
 

@@ -90,7 +90,7 @@ def _kick(rng: np.random.Generator, sim: FastSoccerSim, sai: gym.Env, slot: int)
     vel = direction / max(np.linalg.norm(direction), 1e-9) * speed
     bd = lay.ball_dof
     data.qvel[bd:bd + 3] = vel
-    sim.physics.datas[slot].qvel[bd:bd + 3] = vel
+    sim.physics.qvel[slot, bd:bd + 3] = vel
 
 
 def run_parity(task: str, n_slots: int = 2, steps: int = 1000, seed: int = 0,

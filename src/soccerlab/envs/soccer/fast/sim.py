@@ -71,7 +71,9 @@ class FastSoccerSim:
         n_envs: number of instances.
         seed: if given, the first ``reset()`` seeds slot i with ``seed + i``.
         max_episode_steps: TimeLimit; default: the registered one.
-        n_threads: physics threads (default: ``min(n_envs, os.cpu_count())``).
+        n_threads: physics threads. Default: up to ``os.cpu_count()``, and each step uses
+            either all of them or one, whichever has been faster lately (adaptive); an
+            explicit number is used as given.
         reset_mode: ``"replay"`` (sai's random draws replayed on a captured start state) or
             ``"sai"`` (a real sai-mujoco reset per episode, ~50x slower); see ``resets``.
 
@@ -102,10 +104,12 @@ class FastSoccerSim:
         model: mujoco.MjModel = copy.copy(u.sim.model._model)
         self.timestep = float(model.opt.timestep)
         threads = n_threads or min(self.n, os.cpu_count() or 1)
+        adaptive = n_threads is None
         n_extra = sum(w for _, w in extra_columns(self.task).values())
         self.physics = phys = BatchPhysics(
             model, self.n, lay, threads,
-            geom_ids=lay.defender_geoms if self.task.defenders else None, n_extra=n_extra)
+            geom_ids=lay.defender_geoms if self.task.defenders else None, n_extra=n_extra,
+            adaptive=adaptive)
         check_velocity_structure(u.sim.model._model, u.sim.data._data, lay)
 
         goal_site = "goalarea_site" if self.task.defenders else "goal_post_south"
