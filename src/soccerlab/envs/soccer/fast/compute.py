@@ -83,7 +83,7 @@ def goal_box(goal: np.ndarray, lay: Layout) -> tuple[np.ndarray, np.ndarray]:
 def extra_columns(task: FastTask) -> dict[str, tuple[int, int]]:
     """Caller-owned columns of ``F`` (offset from ``physics.extra``, width)."""
     widths = {"zero": 1, "prod": 18 + (6 if task.keeper else 0), "velr": 6, "target": 3,
-              "defender": 9}  # prod and velr adjacent: written by one copy
+              "defender": 9}
     out, at = {}, 0
     for name, width in widths.items():
         out[name] = (at, width)
@@ -105,8 +105,9 @@ class Kernels:
         self.task, self.lay, self.F = task, lay, F
         n = self.n = F.shape[0]
         self.weights = [(k, float(weights[k])) for k in task.term_names if k in weights]
-        if task.penalty and self.weights[0][0] != "robot_distance_ball":
-            raise RuntimeError("penalty reward must start with robot_distance_ball")
+        w = weights.get("robot_distance_ball") if task.penalty else None
+        if w is not None and float(np.float32(w)) != w:  # see the end of score()
+            raise RuntimeError("robot_distance_ball weight is not exact in float32")
         self.normal = goal_normal
         self.rot_order = rot_order
         self._log1p = np.zeros(0)
@@ -357,8 +358,9 @@ class Kernels:
             done = nan | outside | inside
         np.logical_or(done, fallen, out=self.terminated)
         # sai: np.sum([w * term ...], dtype=float32): each product rounded to float32, summed
-        # in order (for < 8 terms numpy's reduction is sequential). w * term in float64 is
-        # exact for the float32-valued robot_distance_ball, so one float64 product suffices.
+        # in order (for < 8 terms numpy's reduction is sequential). sai multiplies the
+        # float32 robot_distance_ball in float32; a product of two float32 values is exact in
+        # float64, so one float64 product rounded to float32 is the same number.
         self._weighted[:] = T[:, self._widx] * self._wvec
         np.add.reduce(self._weighted, axis=1, out=self.reward)
 

@@ -69,7 +69,7 @@ class FastSoccerSim:
     Args:
         task: env id (``LowerT1GoaliePenaltyKick-v0``...) or short name (``goalie_penalty_kick``).
         n_envs: number of instances.
-        seed: if given, the first ``reset()`` seeds slot i with ``seed + i``.
+        seed: if given, a slot's first reset without an explicit seed uses ``seed + slot``.
         max_episode_steps: TimeLimit; default: the registered one.
         n_threads: physics threads. Default: up to ``os.cpu_count()``, and each step uses
             either all of them or one, whichever has been faster lately (adaptive); an
@@ -93,7 +93,8 @@ class FastSoccerSim:
         self.seed = seed
         self._resetter = SaiResetter(self.task, self.n, reset_mode)
         registered = gym.spec(self.task.env_id).max_episode_steps
-        self.max_episode_steps = int(max_episode_steps or registered)
+        self.max_episode_steps = int(registered if max_episode_steps is None
+                                     else max_episode_steps)
         if self.max_episode_steps < 1:
             raise UserError(f"max_episode_steps must be positive, got {max_episode_steps}")
         u = self._resetter.u
@@ -131,6 +132,7 @@ class FastSoccerSim:
             and all(np.array_equal(lo, lay.ctrl_in_lo) and np.array_equal(hi, lay.ctrl_in_hi)
                     for lo, hi in ((lay.ctrl_tq_lo, lay.ctrl_tq_hi), (lay.ctrl_lo, lay.ctrl_hi))))
         self._started = False
+        self._fresh = np.ones(self.n, dtype=bool)  # never reset yet
         self._geom_keys: dict[bytes, int] = {}
         self.arrays = StepArrays(self.kernels.obs, self.kernels.reward, self.kernels.terminated,
                                  self.truncated, self.kernels.terms, self.kernels.info)
@@ -141,14 +143,12 @@ class FastSoccerSim:
               ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Start new episodes in slots ``indices`` (default: all).
 
-        ``seeds``: None (continue each slot's stream; on the very first reset use the
-        constructor's seed + slot, if any), an int s (slot i gets s + i, as SB3's
-        ``VecEnv.seed``), or one seed-or-None per index. Returns the full ``(obs, info)``
-        buffers; only the listed rows changed.
+        ``seeds``: None (continue each slot's stream), an int s (slot i gets s + i, as SB3's
+        ``VecEnv.seed``), or one seed-or-None per index. A slot's first reset without a seed
+        uses the constructor's ``seed + slot`` if one was given (else a random stream).
+        Returns the full ``(obs, info)`` buffers; only the listed rows changed.
         """
         idx = np.arange(self.n) if indices is None else np.asarray(indices, dtype=np.intp)
-        if seeds is None and not self._started and self.seed is not None:
-            seeds = self.seed
         if seeds is None:
             per_slot: list[int | None] = [None] * len(idx)
         elif isinstance(seeds, (int, np.integer)):
@@ -157,6 +157,10 @@ class FastSoccerSim:
             per_slot = list(seeds)
             if len(per_slot) != len(idx):
                 raise UserError(f"got {len(per_slot)} seeds for {len(idx)} slots")
+        if self.seed is not None:
+            per_slot = [int(self.seed) + int(i) if s is None and self._fresh[i] else s
+                        for i, s in zip(idx, per_slot, strict=True)]
+        self._fresh[idx] = False
         self._started = True
         lay, ep, phys = self.lay, self.ep, self.physics
         for i, s in zip(idx, per_slot, strict=True):
