@@ -108,6 +108,15 @@ def test_vec_env_matches_dummy_vec_env():
             fo, fr, fd, fi = fast.step(a)
             ro, rr, rd, ri = ref.step(a)
             assert np.array_equal(fo, ro) and np.array_equal(fr, rr) and np.array_equal(fd, rd)
+            if fd.any():  # batched copies of the finished envs' last step
+                term = fast.terminal
+                assert list(term["indices"]) == list(np.flatnonzero(rd))
+                for j, i in enumerate(term["indices"]):
+                    for key, value in ri[i]["reward_terms"].items():
+                        assert term["terms"][key][j] == value, key
+                    assert term["info"]["success"][j] == ri[i]["success"]
+            else:
+                assert fast.terminal is None
             for i in range(n):
                 assert fi[i]["TimeLimit.truncated"] == ri[i]["TimeLimit.truncated"]
                 assert fi[i]["reward_terms"] == ri[i]["reward_terms"]
@@ -131,6 +140,8 @@ def test_unsupported_things_say_so():
 
     with pytest.raises(UserError, match="does not support"):
         FastSoccerSim("LowerT1GoalKeeper-v0", 1)
+    with pytest.raises(UserError, match="registered kwargs only"):
+        FastSoccerSim("goalie_penalty_kick", 1, env_kwargs={"team": 1})
     venv = FastSoccerVecEnv("penalty_kick", 1)
     try:
         venv.set_options({"anything": 1})

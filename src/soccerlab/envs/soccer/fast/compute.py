@@ -111,6 +111,7 @@ class Kernels:
         self.normal = goal_normal
         self.rot_order = rot_order
         self._log1p = np.zeros(0)
+        self._hits_stale = False
         self._box_low, self._box_high = goal_box(goal_xpos, lay)
         self._field = np.array([lay.field_length, lay.field_width])
         self._index(col, extra)
@@ -324,9 +325,10 @@ class Kernels:
             touching = (contact & BALL_ROBOT).astype(bool)
             new = touching & ~ep.contact_active
             ep.contact_active[:] = touching
-            if new.any():  # PenaltyKick_v0.count_robot_ball_contacts
+            if new.any() or self._hits_stale:  # PenaltyKick_v0.count_robot_ball_contacts
                 ep.ball_hits += new
                 T[:, c["ball_hits"]] = self.log1p(np.maximum(0, ep.ball_hits - 1))
+                self._hits_stale = False
             rel = self.D[:, self._diff_slices["ball_xpos_rel_robot"]]
             sq = rel * rel
             dist = np.sqrt((sq[:, 0] + sq[:, 1]) + sq[:, 2])
@@ -365,6 +367,7 @@ class Kernels:
         np.add.reduce(self._weighted, axis=1, out=self.reward)
 
     def reset_rows(self, idx: np.ndarray) -> None:
-        """Zero the per-episode accumulated term (ball_hits) of freshly reset slots."""
-        if "ball_hits" in self._tcol:
-            self.T[idx, self._tcol["ball_hits"]] = 0.0
+        """Slots ``idx`` start new episodes: their terms keep describing the last step taken
+        until the next ``score`` (so terminal terms stay readable), which then recomputes the
+        per-episode ``ball_hits`` column."""
+        self._hits_stale = True

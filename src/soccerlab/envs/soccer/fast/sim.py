@@ -29,6 +29,10 @@ KEEPER_FREQ = 0.3  # GoaliePenaltyKick_v0.move_goalkeeper default
 class StepArrays:
     """One batched step. The arrays are the simulator's buffers: copy what you keep.
 
+    ``reset(indices)`` rewrites ``obs`` and ``info`` rows of those slots (the new episode's
+    first observation) and clears their ``terminated``/``truncated``; ``reward`` and
+    ``terms`` keep the values of the last step taken until the next step.
+
     Attributes:
         obs: (N, obs_dim) float32 raw observations, as sai-mujoco returns them.
         reward: (N,) float32 env reward.
@@ -76,6 +80,7 @@ class FastSoccerSim:
             explicit number is used as given.
         reset_mode: ``"replay"`` (sai's random draws replayed on a captured start state) or
             ``"sai"`` (a real sai-mujoco reset per episode, ~50x slower); see ``resets``.
+        env_kwargs: ``gym.make`` kwargs; any is refused with ``UserError`` (not replicated).
 
     Slot i reset with seed s behaves exactly like ``gym.make(id).reset(seed=s)``; later resets
     without a seed continue that slot's RNG stream. ``step(torques)`` applies (N, 12) joint
@@ -85,8 +90,12 @@ class FastSoccerSim:
 
     def __init__(self, task: str, n_envs: int, seed: int | None = None, *,
                  max_episode_steps: int | None = None, n_threads: int | None = None,
-                 reset_mode: str = "replay") -> None:
+                 reset_mode: str = "replay", env_kwargs: dict | None = None) -> None:
         self.task: FastTask = get_fast_task(task)
+        if env_kwargs:
+            raise UserError(f"the fast soccer backend replicates {self.task.env_id} with its "
+                            f"registered kwargs only; got {sorted(env_kwargs)} (use the "
+                            "sai-mujoco backend for other options)")
         if int(n_envs) < 1:
             raise UserError(f"n_envs must be at least 1, got {n_envs}")
         self.n = int(n_envs)

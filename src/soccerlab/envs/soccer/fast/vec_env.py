@@ -5,7 +5,10 @@ Same semantics as ``DummyVecEnv([lambda: gym.make(id)] * n)``: auto-reset of fin
 at the next ``reset()`` (env i gets seed + i) and later resets continuing each env's stream.
 Per-env info dicts are minimal by default; ``info_keys="all"`` (or a list of keys, which may
 include ``"reward_terms"``) adds sai-mujoco's info fields. Batched consumers should read the
-arrays in ``last`` (``StepArrays``) instead.
+arrays instead: ``last`` (``StepArrays``, the simulator's buffers: after a step, ``terms`` and
+``reward`` are that step's for every env, ``obs``/``info`` rows of envs that were just reset
+already belong to their new episode) and ``terminal`` (copies of the finished envs' last
+``obs``/``info``/``terms``, or None when no env finished on this step).
 """
 
 from __future__ import annotations
@@ -44,14 +47,17 @@ class FastSoccerVecEnv(VecEnv):
         seed: seeds for the first ``reset()`` (env i gets ``seed + i``), as ``VecEnv.seed``.
         info_keys: ``None`` (minimal infos), ``"all"``, or a list of info keys.
         max_episode_steps: TimeLimit (default: the registered one).
-        n_threads: physics threads (default: ``min(n_envs, cpu count)``).
+        n_threads: physics threads (default: adaptive, up to the cpu count).
+        reset_mode, env_kwargs: as for ``FastSoccerSim``.
     """
 
     def __init__(self, task: str, n_envs: int, seed: int | None = None, *,
                  info_keys: str | Sequence[str] | None = None,
-                 max_episode_steps: int | None = None, n_threads: int | None = None) -> None:
+                 max_episode_steps: int | None = None, n_threads: int | None = None,
+                 reset_mode: str = "replay", env_kwargs: dict | None = None) -> None:
         self.sim = FastSoccerSim(task, n_envs, max_episode_steps=max_episode_steps,
-                                 n_threads=n_threads)
+                                 n_threads=n_threads, reset_mode=reset_mode,
+                                 env_kwargs=env_kwargs)
         if info_keys == "all":
             keys: tuple[str, ...] = (*INFO_KEYS, "reward_terms")
         elif info_keys is None:
@@ -68,6 +74,7 @@ class FastSoccerVecEnv(VecEnv):
             self.seed(seed)
         self._actions: np.ndarray | None = None
         self.last: StepArrays = self.sim.arrays
+        self.terminal: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------------------ core
     def _infos(self, indices: Iterable[int], with_terms: bool) -> list[dict[str, Any]]:
@@ -109,10 +116,17 @@ class FastSoccerVecEnv(VecEnv):
                 infos[i]["TimeLimit.truncated"] = bool(timeouts[i])
         else:
             infos = [{"TimeLimit.truncated": t} for t in timeouts.tolist()]
+        self.terminal = None
         if dones.any():
             idx = np.flatnonzero(dones)
             for i in idx:
                 infos[i]["terminal_observation"] = out.obs[i].copy()
+            self.terminal = {
+                "indices": idx, "obs": out.obs[idx], "terminated": out.terminated[idx],
+                "truncated": out.truncated[idx],
+                "info": {k: v[idx] for k, v in out.info.items()},
+                "terms": {k: v[idx] for k, v in out.terms.items()},
+            }
             self.sim.reset(idx)
             for i, d in zip(idx, self._infos(idx, with_terms=False), strict=True):
                 self.reset_infos[i] = d
