@@ -4,7 +4,8 @@ Both sides get identical hyperparameters, envs (DummyVecEnv of Monitor(gym.make(
 budgets, and run in this one process, interleaved (A B B A ...), so that load on a shared machine
 hits both alike. soccerlab runs with its defaults (TensorBoard logging, progress bar, callbacks)
 but without periodic evaluation or checkpoints, which are extra work rather than overhead; its
-rate is the one it records in meta.json (time spent in `model.learn`).
+rate is the one it records in meta.json (time spent in `model.learn`). Both sides use one torch
+thread (soccerlab's default `train.torch_threads`), so the comparison is of the framework alone.
 
     python benchmarks/throughput.py                 # PPO and SAC on Pendulum-v1 and a sai env
     python benchmarks/throughput.py --quick         # small budgets, one repeat
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 
 import gymnasium as gym
+import torch
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -75,6 +77,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="quarter budgets, one repeat")
     args = parser.parse_args()
+    torch.set_num_threads(1)
     repeats = 1 if args.quick else args.repeats
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
