@@ -190,3 +190,31 @@ def test_action_function_is_linear_and_clipped():
         action_function(x), x * np.array([45, 45, 30, 65, 24, 15] * 2), rtol=1e-6
     )
     np.testing.assert_array_equal(action_function(np.full(12, 3.0)), action_function(np.ones(12)))
+
+
+def test_heading_frame_rotates_relative_vectors_into_the_robot_frame():
+    """A robot facing +y (yaw 90 deg) has world -x on its left: a ball 2 m to world -x is at
+    heading-frame y = +2, and a world +y velocity is straight ahead. The world-frame layout stays
+    untouched; defenders stay absolute."""
+    from soccerlab.envs.soccer.observation import observation_slices
+
+    yaw = np.pi / 2
+    quat = np.array([0.0, 0.0, np.sin(yaw / 2), np.cos(yaw / 2)])  # x, y, z, w
+    info = {key: np.zeros(size) for key, size in Preprocessor.INFO_LAYOUT}
+    info.update(robot_quat=quat, ball_xpos_rel_robot=np.array([-2.0, 0.0, -0.7]),
+                ball_velp_rel_robot=np.array([0.0, 1.0, 0.0]),
+                defender_xpos=np.arange(9.0))
+    obs = np.zeros(45)
+    world = Preprocessor(task_index=0).modify_state(obs, info)
+    heading = Preprocessor(task_index=0, frame="heading").modify_state(obs, info)
+    sl = observation_slices()
+    np.testing.assert_allclose(world[sl["ball_xpos_rel_robot"]], [-2.0, 0.0, -0.7], atol=1e-6)
+    np.testing.assert_allclose(heading[sl["ball_xpos_rel_robot"]], [0.0, 2.0, -0.7], atol=1e-6)
+    np.testing.assert_allclose(heading[sl["ball_velp_rel_robot"]], [1.0, 0.0, 0.0], atol=1e-6)
+    np.testing.assert_array_equal(heading[sl["defender_xpos"]], np.arange(9.0))
+    np.testing.assert_array_equal(heading[:27], world[:27])  # joints and gravity unchanged
+    batch = Preprocessor(task_index=0, frame="heading").modify_state(
+        np.zeros((2, 45)), {k: np.stack([v, v]) for k, v in info.items()})
+    np.testing.assert_allclose(batch, np.stack([heading, heading]), atol=1e-6)
+    with pytest.raises(ValueError, match="frame"):
+        Preprocessor(frame="body")

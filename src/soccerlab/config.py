@@ -92,6 +92,9 @@ class EnvConfig(_Section):
     max_episode_steps: int | None = Field(None, ge=1, description="Override the env's time limit.")
     # soccer only
     control: Literal["torque", "walker"] = Field("torque", description="Soccer action space.")
+    observation: Literal["world", "heading"] = Field(
+        "world", description="Soccer: relative vectors world-frame (unified layout) or heading-frame."
+    )
     reward: Literal["env", "competition", "shaped"] = Field("env", description="Soccer training reward.")
     walker: WalkerSection | None = Field(None, description="Required by control: walker.")
     shaping: ShapingSection = Field(default_factory=ShapingSection)
@@ -119,7 +122,7 @@ class EnvConfig(_Section):
             raise ValueError("env.id and env.tasks are exclusive: give one")
         if self.tasks is None:
             defaults = EnvConfig.model_fields
-            for key in ("control", "reward", "walker", "assignment", "backend"):
+            for key in ("control", "observation", "reward", "walker", "assignment", "backend"):
                 if getattr(self, key) != defaults[key].default:
                     raise ValueError(f"env.{key} applies to soccer tasks only (set env.tasks)")
         elif self.control == "walker" and self.walker is None:

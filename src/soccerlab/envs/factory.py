@@ -95,6 +95,7 @@ class SoccerEnvFactory:
     render_mode: str | None = None
     camera: Any = None  # CameraSpec | None
     in_subprocess: bool = False
+    observation: str = "world"
 
     def __call__(self) -> gym.Env:
         from soccerlab.envs.soccer import make_soccer_env
@@ -105,7 +106,7 @@ class SoccerEnvFactory:
             self.tasks, control=self.control, reward=self.reward, walker=self.walker,
             render_mode=self.render_mode, slot=self.slot, n_slots=self.n_slots,
             assignment=self.assignment, shaping=self.shaping, camera=self.camera,
-            env_kwargs=self.env_kwargs,
+            env_kwargs=self.env_kwargs, observation=self.observation,
         )
         return Monitor(env)
 
@@ -130,7 +131,7 @@ def soccer_factory(env: EnvConfig, tasks: dict[str, float] | None = None, slot: 
         env_kwargs["max_episode_steps"] = env.max_episode_steps
     return SoccerEnvFactory(dict(tasks or env.tasks), env.control, env.reward, walker, shaping,
                             env.assignment, env_kwargs, slot, n_slots, render_mode, camera,
-                            in_subprocess)
+                            in_subprocess, env.observation)
 
 
 def env_factory(env: EnvConfig, render_mode: str | None = None, in_subprocess: bool = False,

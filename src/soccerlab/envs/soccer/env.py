@@ -33,6 +33,7 @@ from soccerlab.envs.soccer.walker_load import WalkerSpec, load_walker
 from soccerlab.errors import UserError
 
 CONTROLS: tuple[str, ...] = ("torque", "walker")
+OBSERVATION_FRAMES: tuple[str, ...] = ("world", "heading")
 
 
 def build_sai_env(task: SoccerTask, **env_kwargs: Any) -> gym.Env:
@@ -56,6 +57,8 @@ class SoccerEnv(gym.Env):
         camera: Tracking camera settings.
         seed: Seed used by the first ``reset`` when that call passes none.
         env_kwargs: Extra keyword arguments for ``gym.make`` of the sai-mujoco env.
+        observation: ``"world"`` (the competition's unified layout) or ``"heading"`` (the same
+            89 entries with relative vectors in the robot's heading frame; see ``Preprocessor``).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
@@ -71,6 +74,7 @@ class SoccerEnv(gym.Env):
         camera: CameraSpec | None = None,
         seed: int | None = None,
         env_kwargs: dict[str, Any] | None = None,
+        observation: str = "world",
     ):
         self.task = task if isinstance(task, SoccerTask) else get_task(task)
         if control not in CONTROLS:
@@ -94,7 +98,10 @@ class SoccerEnv(gym.Env):
         )
         self.metadata = {**self.metadata, "render_fps": 50 if control == "walker" else 500}
         self.raw_env = build_sai_env(self.task, **(env_kwargs or {}))
-        self.preprocessor = Preprocessor(task_index=self.task.onehot_index)
+        if observation not in OBSERVATION_FRAMES:
+            raise UserError(f"unknown observation frame '{observation}' "
+                            f"(choose one of: {', '.join(OBSERVATION_FRAMES)})")
+        self.preprocessor = Preprocessor(task_index=self.task.onehot_index, frame=observation)
         self.rewards = RewardTracker(check_reward_mode(reward), [self.task], shaping)
         self._camera_spec = camera
         self._camera: TrackingCamera | None = None

@@ -162,6 +162,7 @@ def make_soccer_env(
     shaping: ShapingConfig | None = None,
     camera: CameraSpec | None = None,
     env_kwargs: dict[str, Any] | None = None,
+    observation: str = "world",
 ) -> gym.Env:
     """Build a soccer env from plain config values.
 
@@ -175,11 +176,11 @@ def make_soccer_env(
         seed: Seed of the first reset (and of the slot's task sampling).
         slot, n_slots, assignment: This env's index among ``n_slots`` vector-env slots and
             how slots get tasks (multi-task only; see ``plan_slots``).
-        shaping, camera, env_kwargs: See ``SoccerEnv``.
+        shaping, camera, env_kwargs, observation: See ``SoccerEnv``.
     """
     common = dict(
         control=control, reward=reward, walker=walker, render_mode=render_mode,
-        shaping=shaping, camera=camera, seed=seed, env_kwargs=env_kwargs,
+        shaping=shaping, camera=camera, seed=seed, env_kwargs=env_kwargs, observation=observation,
     )  # fmt: skip
     if isinstance(task, str):
         return SoccerEnv(task, **common)

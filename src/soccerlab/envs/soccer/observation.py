@@ -37,7 +37,9 @@ def observation_slices() -> dict[str, slice]:
     return slices
 
 
-def unified_observation(obs: np.ndarray, info: Info, task_index: int | None = None) -> np.ndarray:
+def unified_observation(
+    obs: np.ndarray, info: Info, task_index: int | None = None, frame: str = "world"
+) -> np.ndarray:
     """Raw observation + info -> unified observation, (89,) or (N, 89) float32.
 
     Args:
@@ -45,8 +47,10 @@ def unified_observation(obs: np.ndarray, info: Info, task_index: int | None = No
         info: The env's info dict (values with a leading N for a batch) or a list of N dicts.
         task_index: One-hot slot to use when ``info`` has no ``task_index`` (0 goalie,
             1 obstacle, 2 kick_to_target); inferred from the raw size when None.
+        frame: ``"world"`` (the competition's layout) or ``"heading"`` (relative vectors in
+            the robot's heading frame; see ``Preprocessor``).
     """
-    return Preprocessor(task_index=task_index).modify_state(obs, info)
+    return Preprocessor(task_index=task_index, frame=frame).modify_state(obs, info)
 
 
 def quat_rotate_inverse(quat: np.ndarray, vec: np.ndarray) -> np.ndarray:

@@ -26,6 +26,13 @@ class Preprocessor:
     The one-hot comes from ``info["task_index"]`` when present (an integer, N integers, or a
     one-hot of shape (3,) or (N, 3)); otherwise from ``task_index`` given at construction;
     otherwise from the raw observation size (45 goalie, 54 obstacle, 39 kick_to_target).
+
+    ``frame="world"`` (default) is the competition's unified layout: the relative vectors as
+    sai-mujoco gives them, world-frame offsets. ``frame="heading"`` keeps the same 89 entries
+    but rotates every relative vector (goals, ball, keepers, target; positions and velocities)
+    into the robot's heading frame (x forward, y left, z up; yaw from ``robot_quat``), which a
+    policy that steers needs: nothing in the world-frame layout tells it which way it faces.
+    ``defender_xpos`` holds absolute positions and stays in the world frame.
     """
 
     OBS_SIZE = 89
@@ -52,8 +59,27 @@ class Preprocessor:
         ("defender_xpos", 9),
     )
 
-    def __init__(self, task_index=None):
+    HEADING_FRAME_KEYS = (
+        "goal_team_0_rel_robot",
+        "goal_team_1_rel_robot",
+        "goal_team_0_rel_ball",
+        "goal_team_1_rel_ball",
+        "ball_xpos_rel_robot",
+        "ball_velp_rel_robot",
+        "ball_velr_rel_robot",
+        "goalkeeper_team_0_xpos_rel_robot",
+        "goalkeeper_team_0_velp_rel_robot",
+        "goalkeeper_team_1_xpos_rel_robot",
+        "goalkeeper_team_1_velp_rel_robot",
+        "target_xpos_rel_robot",
+        "target_velp_rel_robot",
+    )
+
+    def __init__(self, task_index=None, frame="world"):
+        if frame not in ("world", "heading"):
+            raise ValueError(f"frame must be 'world' or 'heading', got {frame!r}")
         self.task_index = task_index
+        self.frame = frame
 
     def modify_state(self, obs, info):
         """Return the unified observation: (89,) for one observation, (N, 89) for a batch."""
@@ -61,14 +87,14 @@ class Preprocessor:
         single = obs.ndim == 1
         batch = obs.reshape(1, -1) if single else obs
         n = batch.shape[0]
-        parts = [
-            batch[:, :24],
-            self.quat_rotate_inverse(
-                self.info_array(info, "robot_quat", n, 4), np.array([0.0, 0.0, -1.0])
-            ),
-        ]
+        quat = self.info_array(info, "robot_quat", n, 4)
+        parts = [batch[:, :24], self.quat_rotate_inverse(quat, np.array([0.0, 0.0, -1.0]))]
+        yaw = self.heading(quat) if self.frame == "heading" else None
         for key, size in self.INFO_LAYOUT:
-            parts.append(self.info_array(info, key, n, size))
+            value = self.info_array(info, key, n, size)
+            if yaw is not None and key in self.HEADING_FRAME_KEYS:
+                value = self.rotate_yaw(value, -yaw)
+            parts.append(value)
         parts.append(self.task_onehot(info, n, batch.shape[1]))
         out = np.concatenate(parts, axis=1).astype(np.float32)
         return out[0] if single else out
@@ -95,6 +121,24 @@ class Preprocessor:
         b = np.cross(q_v, vec) * (2.0 * q_w)
         c = q_v * (2.0 * np.sum(q_v * vec, axis=1, keepdims=True))
         return (a - b + c).astype(np.float32)
+
+    @classmethod
+    def heading(cls, quat):
+        """Yaw angle (rad) of each (x, y, z, w) quaternion in a (N, 4) batch."""
+        q = np.asarray(quat, dtype=np.float64)
+        x, y, z, w = q[:, 0], q[:, 1], q[:, 2], q[:, 3]
+        return np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+    @classmethod
+    def rotate_yaw(cls, vec, angle):
+        """Rotate (N, 3) vectors about z by ``angle`` (N,) radians."""
+        vec = np.asarray(vec, dtype=np.float64)
+        c, s = np.cos(angle), np.sin(angle)
+        out = np.empty_like(vec)
+        out[:, 0] = c * vec[:, 0] - s * vec[:, 1]
+        out[:, 1] = s * vec[:, 0] + c * vec[:, 1]
+        out[:, 2] = vec[:, 2]
+        return out.astype(np.float32)
 
     def task_onehot(self, info, n, raw_size):
         """The (n, 3) task one-hot (see the class docstring for where it comes from)."""
