@@ -156,3 +156,23 @@ def test_masked_reset_only_touches_masked_envs():
 def test_unknown_mode():
     with pytest.raises(UserError, match="unknown reward mode 'dense'"):
         check_reward_mode("dense")
+
+
+def test_progress_return_is_final_minus_start_potential_plus_score():
+    """Undiscounted: progress pays Phi(s_T) - Phi(s_0) + w * score, whatever the path; with no
+    per-step bonus, an idle robot earns the same whether it falls early or late."""
+    tracker = RewardTracker("progress", [GOALIE], CFG)
+    start = state((-6.77, 0.0), (-8.77, 0.0, 0.1))
+    rng = np.random.default_rng(1)
+    path = [state(rng.uniform(-9, -6, 2), (-8.77 - k * 0.3, rng.normal(), 0.1)) for k in range(9)]
+    [rewards] = walk_episode(tracker, [start], [path], [1.5])
+    phi = [potential(batch(s), np.array([False]), CFG)[0] for s in (start, path[-1])]
+    assert sum(rewards) == pytest.approx(phi[1] - phi[0] + CFG.score_weight * 1.5, rel=1e-9)
+    idle = [start] * 10
+    early = sum(walk_episode(tracker, [start], [idle[:3]], [-2.488])[0])
+    late = sum(walk_episode(tracker, [start], [idle], [-2.488])[0])
+    assert early == pytest.approx(late) == pytest.approx(CFG.score_weight * -2.488)
+    # moving the ball toward the goal pays now: the first step's reward is the progress made
+    toward = state((-7.27, 0.0), (-9.27, 0.0, 0.1))  # robot and ball 0.5 m nearer the goal
+    [first] = walk_episode(tracker, [start], [[toward] * 2], [0.0])
+    assert first[0] == pytest.approx(CFG.ball_target * 0.5)

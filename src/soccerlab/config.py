@@ -70,7 +70,7 @@ class WalkerSection(_Section):
 
 
 class ShapingSection(_Section):
-    """The ``shaped`` reward: potential-based shaping plus the competition score at the end."""
+    """The ``shaped`` and ``progress`` rewards: a distance potential plus the final score."""
 
     gamma: float | None = Field(None, gt=0, le=1, description="Defaults to algo.params.gamma.")
     robot_ball: float = Field(1.0, ge=0, description="Potential per metre robot-to-ball.")
@@ -95,7 +95,9 @@ class EnvConfig(_Section):
     observation: Literal["world", "heading"] = Field(
         "world", description="Soccer: relative vectors world-frame (unified layout) or heading-frame."
     )
-    reward: Literal["env", "competition", "shaped"] = Field("env", description="Soccer training reward.")
+    reward: Literal["env", "competition", "shaped", "progress"] = Field(
+        "env", description="Soccer training reward."
+    )
     walker: WalkerSection | None = Field(None, description="Required by control: walker.")
     shaping: ShapingSection = Field(default_factory=ShapingSection)
     assignment: Literal["auto", "fixed", "sample"] = Field(

@@ -23,6 +23,19 @@ Modes (``REWARD_MODES``):
     pays only as far as it changes the final score, and falling (slowly or not) earns nothing
     beyond what the score says (the potential collected on the way is paid back when the
     episode ends, since Phi is 0 there). The gamma here must equal the learner's gamma.
+``progress``
+    The same potential, as plain progress, plus the score at the end::
+
+        r_t = Phi(s_{t+1}) - Phi(s_t) + [t is last] * score_weight * score
+
+    with no payback at the end: an episode's undiscounted return is
+    ``Phi(s_T) - Phi(s_0) + score_weight * score``, so it pays for where the robot and the ball
+    end up (robot at the ball, ball at the goal or target) on top of the score. There is no
+    per-step bonus, so surviving longer (falling slowly) earns nothing by itself; but unlike
+    ``shaped`` this profile does change the optimum slightly (a ball left near the goal counts
+    even without a goal) and, under discounting, prefers progress made early. Its advantage is
+    learning speed: under ``shaped`` a critic that has learnt Phi cancels the shaping and leaves
+    the learner with the sparse score alone, while ``progress`` keeps paying for every metre.
 """
 
 from __future__ import annotations
@@ -37,7 +50,7 @@ from soccerlab.envs.soccer.submission import Preprocessor
 from soccerlab.envs.soccer.tasks import SoccerTask
 from soccerlab.errors import UserError
 
-REWARD_MODES: tuple[str, ...] = ("env", "competition", "shaped")
+REWARD_MODES: tuple[str, ...] = ("env", "competition", "shaped", "progress")
 
 
 @dataclass(frozen=True)
@@ -134,6 +147,20 @@ def shaped_reward(
     return reward, phi
 
 
+def progress_reward(
+    prev_potential: np.ndarray,
+    next_potential: np.ndarray,
+    done: np.ndarray,
+    score: np.ndarray,
+    config: ShapingConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One step of the ``progress`` reward: ``(reward, Phi(s_{t+1}))`` (see the module doc)."""
+    phi = np.asarray(next_potential, dtype=np.float64)
+    reward = phi - np.asarray(prev_potential, dtype=np.float64)
+    reward = reward + config.score_weight * competition_reward(done, score)
+    return reward, phi
+
+
 class RewardTracker:
     """Applies one reward mode to N envs, keeping each env's previous potential.
 
@@ -157,7 +184,7 @@ class RewardTracker:
         self, info: Mapping[str, Any] | Sequence[Mapping[str, Any]], mask: np.ndarray | None = None
     ) -> None:
         """Record the start states' potentials for the envs in ``mask`` (all when None)."""
-        if self.mode != "shaped":
+        if self.mode not in ("shaped", "progress"):
             return
         phi = potential(info, self.use_target, self.shaping)
         mask = np.ones(len(self.phi), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
@@ -171,7 +198,8 @@ class RewardTracker:
             return np.asarray(env_reward, dtype=np.float64).reshape(-1)
         if self.mode == "competition":
             return competition_reward(done, score).reshape(-1)
-        reward, self.phi = shaped_reward(
+        step = shaped_reward if self.mode == "shaped" else progress_reward
+        reward, self.phi = step(
             self.phi, potential(info, self.use_target, self.shaping), done, score, self.shaping
         )
         return reward.reshape(-1)
