@@ -175,4 +175,5 @@ def test_progress_return_is_final_minus_start_potential_plus_score():
     # moving the ball toward the goal pays now: the first step's reward is the progress made
     toward = state((-7.27, 0.0), (-9.27, 0.0, 0.1))  # robot and ball 0.5 m nearer the goal
     [first] = walk_episode(tracker, [start], [[toward] * 2], [0.0])
-    assert first[0] == pytest.approx(CFG.ball_target * 0.5)
+    gained = potential(batch(toward), np.array([False]), CFG) - potential(batch(start), np.array([False]), CFG)
+    assert first[0] == pytest.approx(gained[0]) and first[0] == pytest.approx(1.5, abs=0.01)
