@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from _soccer_fixtures import write_walker
 from conftest import run_dirs, write_config
 from test_soccer_train import soccer_config
