@@ -211,7 +211,7 @@ def _timed_run(r: Runner, steps: int) -> tuple[float, float | None]:
 def bench(task: str, n: int, kinds: list[str], env_steps: int, repeats: int, seed: int,
           threads: int | None, control: str = "torque", walker: str | None = None) -> dict:
     runners = {k: Runner(k, task, n, seed, threads, control, walker) for k in kinds}
-    shares: dict[str, float | None] = {}
+    shares: dict[str, list[float]] = {k: [] for k in kinds}
     threads_used: dict[str, list[dict[str, int]]] = {}
     soccer_walker = control == "walker" and any(k in SOCCER_KINDS for k in kinds)
     steps = max(10, env_steps // n // (10 if soccer_walker else 1))
@@ -221,8 +221,10 @@ def bench(task: str, n: int, kinds: list[str], env_steps: int, repeats: int, see
             r.run(max(2, steps // 10))  # warm-up
         for _ in range(repeats):
             for k, r in runners.items():
-                rate, shares[k] = _timed_run(r, steps)
+                rate, share = _timed_run(r, steps)
                 rates[k].append(rate)
+                if share is not None:
+                    shares[k].append(share)
         for k, r in runners.items():
             threads_used[k] = [{str(t): c for t, c in p.thread_steps.items()} for p in r.physics]
     finally:
@@ -238,9 +240,9 @@ def bench(task: str, n: int, kinds: list[str], env_steps: int, repeats: int, see
             row[f"{k}_env_steps_per_s"] = round(statistics.median(rates[k]) * 10)
         row[f"{k}_all"] = [round(x) for x in rates[k]]
     for k in kinds:
-        if shares[k] is not None:
+        if shares[k]:
             row[f"{k}_thread_steps"] = threads_used[k]
-            row[f"{k}_physics_share"] = round(shares[k], 3)
+            row[f"{k}_physics_share"] = round(statistics.median(shares[k]), 3)
             bases = ("soccer_sai", "soccer_subproc") if k == "soccer_fast" else ("sai", "subproc")
             for base in bases:
                 if base in kinds:
@@ -324,7 +326,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--walker", default=None, help="walker .pt (its .yaml beside it)")
     p.add_argument("--ppo", action="store_true", help="also run the soccerlab train rows")
     p.add_argument("--ppo-n-envs", nargs="+", type=int, default=[6])
-    p.add_argument("--ppo-n-steps", type=int, default=256)
+    p.add_argument("--ppo-rollout", type=int, default=1536,
+                   help="agent steps per PPO rollout (n_steps = this / n_envs)")
     p.add_argument("--ppo-rollouts", type=int, default=2)
     args = p.parse_args(argv)
     if (args.control == "walker" or args.ppo) and not args.walker:
@@ -345,8 +348,8 @@ def main(argv: list[str] | None = None) -> None:
             print(json.dumps(row), file=sys.stderr, flush=True)
     if args.ppo:
         for n in args.ppo_n_envs:
-            row = ppo_bench(args.walker, n, args.ppo_n_steps, args.ppo_rollouts, args.repeats,
-                            args.subproc_max)
+            row = ppo_bench(args.walker, n, args.ppo_rollout // n, args.ppo_rollouts,
+                            args.repeats, args.subproc_max)
             results.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     report = {

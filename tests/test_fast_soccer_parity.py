@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from stable_baselines3.common.monitor import Monitor
 
 from _soccer_fixtures import write_walker
 from soccerlab.envs.soccer.fast import make_soccer_vec_env
@@ -77,8 +78,7 @@ def test_unsupported_options_are_user_errors(walker):
     try:
         assert venv.get_attr("render_mode") == [None, None]
         assert venv.get_attr("task", 1)[0].name == "penalty_kick"
-        assert venv.env_is_wrapped(__import__("stable_baselines3").common.monitor.Monitor) \
-            == [True, True]
+        assert venv.env_is_wrapped(Monitor) == [True, True]
         np.testing.assert_array_equal(venv.get_attr("command_ranges")[0][1], [-0.5, 0.5])
         for call in (venv.render, venv.get_images, lambda: venv.env_method("close"),
                      lambda: venv.set_attr("x", 1)):
