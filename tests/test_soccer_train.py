@@ -119,7 +119,10 @@ def test_single_task_torque_training_with_competition_reward(tmp_path, cli):
         ({"tasks": {"goalkeeper": 1}}, "crashes at construction"),
         ({"control": "walker", "walker": None}, "walker needs env.walker.path"),
         ({"control": "walker", "walker": {"path": "/nope/walker.pt"}}, "/nope/walker.pt"),
-        ({"backend": "fast"}, "env.backend"),
+        ({"backend": "fast", "vec_env": "subproc"}, "env.vec_env: dummy"),
+        ({"backend": "fast", "n_envs": 2}, "use n_envs >= 3"),
+        ({"backend": "fast", "assignment": "sample"}, "would sample tasks at every reset"),
+        ({"backend": "fast", "kwargs": {"team": 1}}, "need env.backend: sai"),
         ({"tasks": {"goalie_penalty_kick": 0}}, "must not all be zero"),
     ],
 )

@@ -17,8 +17,10 @@ from _soccer_fixtures import (
     write_walker,
 )
 from soccerlab.envs.soccer.walker import (
+    POLICY_BATCH_MULTIPLE,
     JoystickWalker,
     WalkerConfig,
+    batch_invariant,
     command_to_action,
     pd_torques,
     scale_command,
@@ -150,9 +152,29 @@ def test_masked_reset_and_batch_equals_single_envs(config):
         out = batched.step(q, dq, quat, gyro, commands)
         for i, single in enumerate(singles):
             ref = single.step(q[i], dq[i], quat[i], gyro[i], commands[i])
-            np.testing.assert_allclose(out[i], ref[0], rtol=1e-5, atol=1e-4)
-    # one forward pass per policy tick, covering only the envs due at that step
-    assert [len(c) for c in policy.calls] == [3, 3, 1, 2, 1, 2, 1]
+            np.testing.assert_array_equal(out[i], ref[0])  # bit for bit: padded batches
+    # one forward pass per policy tick, covering only the envs due at that step (plus zero
+    # rows up to a multiple of POLICY_BATCH_MULTIPLE)
+    assert [int(np.any(c != 0, axis=1).sum()) for c in policy.calls] == [3, 3, 1, 2, 1, 2, 1]
+    assert all(len(c) == POLICY_BATCH_MULTIPLE for c in policy.calls)
+
+
+def test_batch_invariance_check_and_per_row_mode(config):
+    assert batch_invariant(TinyWalker(tiny_weight(), 1.5), 37)
+
+    def batch_dependent(x: torch.Tensor) -> torch.Tensor:
+        return x[:, :12] + float(x.abs().sum())  # each row sees the whole batch
+
+    assert not batch_invariant(batch_dependent, 5)
+    per_row = JoystickWalker(Recorder(batch_dependent), config, num_envs=3, per_row=True)
+    singles = [JoystickWalker(batch_dependent, config, 1) for _ in range(3)]
+    q, dq, quat, gyro = states(3, seed=5)
+    commands = np.array([[0.5, 0.0, 0.0], [0.0, 0.3, -0.5], [0.0, 0.0, 0.0]])
+    out = per_row.step(q, dq, quat, gyro, commands)
+    for i, single in enumerate(singles):
+        np.testing.assert_array_equal(out[i], single.step(q[i], dq[i], quat[i], gyro[i],
+                                                          commands[i])[0])
+    assert len(per_row.policy.calls) == 3
 
 
 def test_command_scaling():

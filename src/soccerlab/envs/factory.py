@@ -3,6 +3,11 @@
 Env constructors are small picklable objects so that SubprocVecEnv workers can build them;
 a worker also drops to one torch thread (torch's default threading cut sai-mujoco throughput by
 two thirds on a 2-core machine) and ignores Ctrl-C, which the main process handles.
+
+Soccer with ``env.backend: fast``: training and evaluation VecEnvs come from the fast
+simulators (``soccer.fast.make_soccer_vec_env``, the same values as the sai-mujoco DummyVecEnv);
+single envs (``env_factory``: videos, ``soccerlab play``) stay on sai-mujoco, which has the
+same dynamics and can render.
 """
 
 from __future__ import annotations
@@ -153,15 +158,51 @@ def check_env_config(env: EnvConfig) -> None:
 
     normalize_weights(env.tasks)
     if env.backend == "fast":
-        raise UserError("env.backend: fast is not available in this version; use sai")
+        check_fast_backend(env)
     if env.walker is not None:
         from soccerlab.envs.soccer import load_walker
 
         load_walker(soccer_factory(env).walker, 1)  # a missing or broken walker fails here
 
 
+def check_fast_backend(env: EnvConfig, n_envs: int | None = None, vec_env: str | None = None,
+                       tasks: dict[str, float] | None = None) -> None:
+    """UserError for what ``env.backend: fast`` does not support (see ``soccer.fast``)."""
+    from soccerlab.envs.soccer.fast import get_fast_task
+    from soccerlab.envs.soccer.fast.soccer_vec_env import slot_plan
+
+    if (vec_env or env.vec_env) == "subproc":
+        raise UserError("env.backend: fast steps all envs in one process (physics in native "
+                        "threads); set env.vec_env: dummy, or use env.backend: sai")
+    if env.kwargs:
+        raise UserError(f"env.backend: fast replicates the registered sai-mujoco envs only; "
+                        f"env.kwargs {sorted(env.kwargs)} need env.backend: sai")
+    weights = dict(tasks or env.tasks or {})
+    for task, weight in weights.items():
+        if weight > 0:
+            get_fast_task(task)
+    slot_plan(weights, n_envs or env.n_envs, env.assignment)
+
+
+def fast_soccer_vec_env(env: EnvConfig, n_envs: int, tasks: dict[str, float] | None = None,
+                        vec_env: str | None = None) -> VecEnv:
+    """The fast backend's VecEnv of ``n_envs`` soccer envs (``tasks`` overrides env.tasks)."""
+    from soccerlab.envs.soccer.fast import make_soccer_vec_env
+
+    check_fast_backend(env, n_envs, vec_env, tasks)
+    f = soccer_factory(env, tasks=tasks)
+    return make_soccer_vec_env(f.tasks, n_envs, control=f.control, reward=f.reward,
+                               walker=f.walker, shaping=f.shaping, assignment=f.assignment,
+                               env_kwargs=f.env_kwargs)
+
+
 def make_vec_env(env: EnvConfig, n_envs: int, seed: int | None, vec_env: str | None = None) -> VecEnv:
     """A VecEnv of ``n_envs`` slots, seeded ``seed + i`` at the first reset (no normalisation)."""
+    if env.is_soccer and env.backend == "fast":
+        venv = fast_soccer_vec_env(env, n_envs, vec_env=vec_env)
+        if seed is not None:
+            venv.seed(seed)
+        return venv
     kind = vec_env or env.vec_env
     subproc = kind == "subproc" and n_envs > 1
     fns = [env_factory(env, in_subprocess=subproc, slot=i, n_slots=n_envs) for i in range(n_envs)]
@@ -188,6 +229,8 @@ def eval_suite(cfg: Config) -> list[tuple[str, Callable[[int], VecEnv]]]:
         return [(str(cfg.env.id), lambda n: make_vec_env(cfg.env, n, seed=None, vec_env="dummy"))]
 
     def task_env(task: str) -> Callable[[int], VecEnv]:
+        if cfg.env.backend == "fast":
+            return lambda n: fast_soccer_vec_env(cfg.env, n, tasks={task: 1.0}, vec_env="dummy")
         return lambda n: DummyVecEnv([soccer_factory(cfg.env, tasks={task: 1.0}) for _ in range(n)])
 
     from soccerlab.envs.soccer.multitask import normalize_weights

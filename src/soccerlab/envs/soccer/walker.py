@@ -13,6 +13,14 @@ previous actions (12). Outputs are clipped to +-clip_actions; joint targets are
 default_q + action_scale * actions. The gait phase advances by dt * gait_frequency per env step
 while the command is non-zero (the walker stands still with a frozen phase at zero command),
 and wraps at 1. All constants come from the walker's YAML (see :meth:`WalkerConfig.from_yaml`).
+
+Batch invariance: an env's walker actions do not depend on how many envs share the forward
+pass. PyTorch's CPU kernels are not batch-invariant by themselves (measured, torch 2.13 with
+MKL: a linear layer takes another GEMM path below 4 rows, and vectorised activations such as
+ELU compute the elements that do not fill a SIMD register in scalar code, with other
+roundings), so every forward pass runs on a batch padded with zero rows to a multiple of
+``POLICY_BATCH_MULTIPLE`` rows. One env (``SoccerEnv``) and N batched envs (the fast backend)
+then compute bit-identical actions; ``batch_invariant`` checks a policy for it.
 """
 
 from __future__ import annotations
@@ -31,6 +39,9 @@ from soccerlab.envs.soccer.robot import ENV_DT, JOINT_NAMES, NUM_JOINTS, TORQUE_
 from soccerlab.errors import UserError
 
 WALKER_OBS_SIZE = 47
+
+#: Policy inputs are padded with zero rows to a multiple of this (see the module docstring).
+POLICY_BATCH_MULTIPLE = 16
 
 #: A batch policy: float32 tensor (N, 47) -> tensor (N, 12). TorchScript modules qualify.
 Policy = Callable[[torch.Tensor], torch.Tensor]
@@ -189,6 +200,35 @@ def pd_torques(
     return np.clip(torque, -config.torque_limits, config.torque_limits)
 
 
+def pad_rows(x: np.ndarray, multiple: int = POLICY_BATCH_MULTIPLE) -> np.ndarray:
+    """``x`` (M, k) with zero rows appended up to a multiple of ``multiple`` rows."""
+    rows = -(-x.shape[0] // multiple) * multiple
+    if rows == x.shape[0]:
+        return x
+    out = np.zeros((rows, *x.shape[1:]), dtype=x.dtype)
+    out[: x.shape[0]] = x
+    return out
+
+
+def policy_forward(policy: Policy, obs: np.ndarray) -> np.ndarray:
+    """Raw policy outputs (M, 12) float64 for inputs (M, 47) float32, on a padded batch."""
+    with torch.inference_mode():
+        out = policy(torch.from_numpy(pad_rows(np.ascontiguousarray(obs, dtype=np.float32))))
+    return out[: obs.shape[0]].detach().cpu().numpy().astype(np.float64)
+
+
+def batch_invariant(policy: Policy, rows: int, seed: int = 0) -> bool:
+    """Whether each row's output of ``policy_forward`` over ``rows`` random inputs equals the
+    output for that row alone (i.e. batched and single-env walkers agree bit for bit)."""
+    rng = np.random.default_rng(seed)
+    obs = rng.normal(0.0, 1.0, (max(1, rows), WALKER_OBS_SIZE)).astype(np.float32)
+    batched = policy_forward(policy, obs)
+    return all(
+        np.array_equal(batched[i : i + 1], policy_forward(policy, obs[i : i + 1]), equal_nan=True)
+        for i in range(obs.shape[0])
+    )
+
+
 def advance_phase(phase: np.ndarray, command: np.ndarray, config: WalkerConfig) -> np.ndarray:
     """Gait phase after one env step: + dt * gait_frequency where the command is non-zero, mod 1."""
     moving = np.any(command != 0.0, axis=1)
@@ -202,12 +242,18 @@ class JoystickWalker:
         policy: TorchScript module (or any callable) mapping a float32 tensor (M, 47) to (M, 12).
         config: The walker's constants.
         num_envs: N.
+        per_row: Run one (padded) forward pass per env instead of one for all due envs;
+            bit-identical to single-env walkers even for a policy that is not
+            ``batch_invariant``, at the cost of a forward pass per env.
     """
 
-    def __init__(self, policy: Policy, config: WalkerConfig, num_envs: int = 1):
+    def __init__(
+        self, policy: Policy, config: WalkerConfig, num_envs: int = 1, per_row: bool = False
+    ):
         self.policy = policy
         self.config = config
         self.num_envs = int(num_envs)
+        self.per_row = per_row
         self.counter = np.zeros(self.num_envs, dtype=np.int64)
         self.phase = np.zeros(self.num_envs)
         self.actions = np.zeros((self.num_envs, NUM_JOINTS))
@@ -248,11 +294,11 @@ class JoystickWalker:
                 self.actions[due],
                 cfg,
             )
-            with torch.inference_mode():
-                out = self.policy(torch.from_numpy(obs))
-            actions = np.clip(
-                out.detach().cpu().numpy().astype(np.float64), -cfg.clip_actions, cfg.clip_actions
-            )
+            if self.per_row:
+                out = np.concatenate([policy_forward(self.policy, row[None]) for row in obs])
+            else:
+                out = policy_forward(self.policy, obs)
+            actions = np.clip(out, -cfg.clip_actions, cfg.clip_actions)
             self.actions[due] = actions
             self.targets[due] = cfg.default_q + cfg.action_scale * actions
         torques = pd_torques(self.targets, q, dq, cfg)

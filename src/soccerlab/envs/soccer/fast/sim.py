@@ -260,6 +260,13 @@ class FastSoccerSim:
         return self.kernels.info["robot_gyro"]
 
     @property
+    def robot_height(self) -> np.ndarray:
+        """(N,) IMU site height after the last step or reset (sai's ``has_robot_fallen`` input:
+        fallen is ``not lay.min_height < height``)."""
+        k = self.kernels
+        return k.F[:, k._robot_cols.start + 2]
+
+    @property
     def episode_steps(self) -> np.ndarray:
         """(N,) env steps since each slot's reset."""
         return self.ep.steps

@@ -1,0 +1,91 @@
+"""``env.backend: fast`` against the sai-mujoco VecEnv it replaces, value for value.
+
+Reference: ``DummyVecEnv([Monitor(make_soccer_env(tasks, slot=i, n_slots=n, ...))])``. Same
+seeds, same random actions; observations, rewards, dones, every info value (sai's fields,
+``reward_terms``, ``soccer`` records, ``task``, ``TimeLimit.truncated``,
+``terminal_observation``, Monitor's return and length) and reset infos must be equal with
+``==`` (no tolerance) over many steps across terminations, truncations, seedless resets that
+continue each env's stream, and a mid-run reseed. Every showdown task and penalty_kick, one
+and three tasks per VecEnv, torque and walker control (the tiny TorchScript walker; episodes
+ending inside a 10-step walker tick included), reward modes env, competition and shaped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from stable_baselines3.common.monitor import Monitor
+
+from _soccer_fixtures import write_walker
+from soccerlab.envs.soccer.fast import make_soccer_vec_env
+from soccerlab.envs.soccer.fast.soccer_parity import run_soccer_parity
+from soccerlab.errors import UserError
+
+SHOWDOWN = {"goalie_penalty_kick": 1.0, "obstacle_penalty_kick": 1.0, "kick_to_target": 1.0}
+
+
+@pytest.fixture(scope="module")
+def walker(tmp_path_factory) -> str:
+    pt, _ = write_walker(tmp_path_factory.mktemp("walker"))
+    return str(pt)
+
+
+def _check(rep, tasks, mid_step_ends: bool = False) -> None:
+    assert rep.ok, "\n".join(rep.mismatches)
+    assert rep.terminated >= 1, "no episode ended by termination"
+    assert rep.truncated >= 1, "no episode ended by truncation"
+    assert set(rep.tasks) == set(tasks), f"episodes per task: {dict(rep.tasks)}"
+    assert rep.outcomes["fallen"] >= 1
+    if mid_step_ends:
+        assert rep.mid_step_ends >= 1, "no episode ended inside a walker tick"
+
+
+@pytest.mark.parametrize(("tasks", "n_envs", "reward"), [
+    (SHOWDOWN, 4, "env"),
+    (SHOWDOWN, 3, "shaped"),
+    ({"penalty_kick": 1.0}, 2, "competition"),
+])
+def test_torque_control_matches_sai(tasks, n_envs, reward):
+    rep = run_soccer_parity(tasks, n_envs, 360, control="torque", reward=reward,
+                            max_episode_steps=170, reseed_at=180)
+    _check(rep, tasks)
+
+
+@pytest.mark.parametrize(("tasks", "n_envs", "reward"), [
+    (SHOWDOWN, 3, "shaped"),
+    (SHOWDOWN, 4, "competition"),
+    ({"penalty_kick": 1.0}, 2, "env"),
+])
+def test_walker_control_matches_sai(walker, tasks, n_envs, reward):
+    rep = run_soccer_parity(tasks, n_envs, 75, control="walker", reward=reward, walker=walker,
+                            max_episode_steps=250, reseed_at=50)
+    _check(rep, tasks, mid_step_ends=True)
+
+
+def test_unsupported_options_are_user_errors(walker):
+    with pytest.raises(UserError, match="would sample tasks at every reset"):
+        make_soccer_vec_env(SHOWDOWN, 2)
+    with pytest.raises(UserError, match="would sample tasks"):
+        make_soccer_vec_env(SHOWDOWN, 3, assignment="sample")
+    with pytest.raises(UserError, match="env.kwargs"):
+        make_soccer_vec_env("kick_to_target", 1, env_kwargs={"team": 1})
+    with pytest.raises(UserError, match="needs a walker"):
+        make_soccer_vec_env("kick_to_target", 1, control="walker")
+    with pytest.raises(UserError, match="unavailable"):
+        make_soccer_vec_env("goalkeeper", 1)
+    venv = make_soccer_vec_env("penalty_kick", 2, control="walker", walker=walker,
+                               env_kwargs={"max_episode_steps": 20})
+    try:
+        assert venv.get_attr("render_mode") == [None, None]
+        assert venv.get_attr("task", 1)[0].name == "penalty_kick"
+        assert venv.env_is_wrapped(Monitor) == [True, True]
+        np.testing.assert_array_equal(venv.get_attr("command_ranges")[0][1], [-0.5, 0.5])
+        for call in (venv.render, venv.get_images, lambda: venv.env_method("close"),
+                     lambda: venv.set_attr("x", 1)):
+            with pytest.raises(UserError):
+                call()
+        venv.set_options({"anything": 1})
+        with pytest.raises(UserError, match="reset options"):
+            venv.reset()
+    finally:
+        venv.close()
