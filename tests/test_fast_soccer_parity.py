@@ -7,7 +7,8 @@ seeds, same random actions; observations, rewards, dones, every info value (sai'
 ``==`` (no tolerance) over many steps across terminations, truncations, seedless resets that
 continue each env's stream, and a mid-run reseed. Every showdown task and penalty_kick, one
 and three tasks per VecEnv, torque and walker control (the tiny TorchScript walker; episodes
-ending inside a 10-step walker tick included), reward modes env, competition and shaped.
+ending inside a 10-step walker tick included), reward modes env, competition, shaped and
+progress, world- and heading-frame observations.
 """
 
 from __future__ import annotations
@@ -40,25 +41,25 @@ def _check(rep, tasks, mid_step_ends: bool = False) -> None:
         assert rep.mid_step_ends >= 1, "no episode ended inside a walker tick"
 
 
-@pytest.mark.parametrize(("tasks", "n_envs", "reward"), [
-    (SHOWDOWN, 4, "env"),
-    (SHOWDOWN, 3, "shaped"),
-    ({"penalty_kick": 1.0}, 2, "competition"),
+@pytest.mark.parametrize(("tasks", "n_envs", "reward", "observation"), [
+    (SHOWDOWN, 4, "env", "world"),
+    (SHOWDOWN, 3, "shaped", "heading"),
+    ({"penalty_kick": 1.0}, 2, "competition", "world"),
 ])
-def test_torque_control_matches_sai(tasks, n_envs, reward):
+def test_torque_control_matches_sai(tasks, n_envs, reward, observation):
     rep = run_soccer_parity(tasks, n_envs, 360, control="torque", reward=reward,
-                            max_episode_steps=170, reseed_at=180)
+                            observation=observation, max_episode_steps=170, reseed_at=180)
     _check(rep, tasks)
 
 
-@pytest.mark.parametrize(("tasks", "n_envs", "reward"), [
-    (SHOWDOWN, 3, "shaped"),
-    (SHOWDOWN, 4, "competition"),
-    ({"penalty_kick": 1.0}, 2, "env"),
+@pytest.mark.parametrize(("tasks", "n_envs", "reward", "observation"), [
+    (SHOWDOWN, 3, "progress", "heading"),
+    (SHOWDOWN, 4, "competition", "world"),
+    ({"penalty_kick": 1.0}, 2, "env", "heading"),
 ])
-def test_walker_control_matches_sai(walker, tasks, n_envs, reward):
+def test_walker_control_matches_sai(walker, tasks, n_envs, reward, observation):
     rep = run_soccer_parity(tasks, n_envs, 75, control="walker", reward=reward, walker=walker,
-                            max_episode_steps=250, reseed_at=50)
+                            observation=observation, max_episode_steps=250, reseed_at=50)
     _check(rep, tasks, mid_step_ends=True)
 
 

@@ -193,7 +193,7 @@ def fast_soccer_vec_env(env: EnvConfig, n_envs: int, tasks: dict[str, float] | N
     f = soccer_factory(env, tasks=tasks)
     return make_soccer_vec_env(f.tasks, n_envs, control=f.control, reward=f.reward,
                                walker=f.walker, shaping=f.shaping, assignment=f.assignment,
-                               env_kwargs=f.env_kwargs)
+                               env_kwargs=f.env_kwargs, observation=f.observation)
 
 
 def make_vec_env(env: EnvConfig, n_envs: int, seed: int | None, vec_env: str | None = None) -> VecEnv:

@@ -165,7 +165,7 @@ class SoccerBatch:
     Args:
         slot_tasks: Task name of every slot (e.g. from ``multitask.plan_slots``).
         control: ``"torque"`` or ``"walker"``.
-        reward: ``"env"``, ``"competition"`` or ``"shaped"``.
+        reward: ``"env"``, ``"competition"``, ``"shaped"`` or ``"progress"``.
         walker: A ``JoystickWalker`` for N envs (walker control). If its policy is not
             ``batch_invariant``, it is switched to one forward pass per env (with a warning).
         shaping: Parameters of the ``shaped`` reward.
@@ -173,12 +173,15 @@ class SoccerBatch:
         info_keys: sai info keys copied into each slot's info dict: ``"all"`` (every key plus
             ``reward_terms``, like sai-mujoco) or a list (which may name ``reward_terms``).
         n_threads, reset_mode: See ``FastSoccerSim``.
+        observation: Frame of the unified observation's relative vectors: ``"world"`` or
+            ``"heading"`` (see ``Preprocessor``).
     """
 
     def __init__(self, slot_tasks: Sequence[str], control: str = "torque", reward: str = "env",
                  walker: JoystickWalker | None = None, shaping: ShapingConfig | None = None,
                  max_episode_steps: int | None = None, info_keys: str | Sequence[str] = "all",
-                 n_threads: int | None = None, reset_mode: str = "replay") -> None:
+                 n_threads: int | None = None, reset_mode: str = "replay",
+                 observation: str = "world") -> None:
         if control not in CONTROLS:
             raise UserError(f"unknown control '{control}' (choose one of: {', '.join(CONTROLS)})")
         self.n = n = len(slot_tasks)
@@ -206,7 +209,7 @@ class SoccerBatch:
                 sim = FastSoccerSim(task.name, len(index), max_episode_steps=max_episode_steps,
                                     n_threads=n_threads, reset_mode=reset_mode)
                 self.groups.append(Group(task, index, contiguous(index), sim,
-                                         Preprocessor(task_index=task.onehot_index),
+                                         Preprocessor(task_index=task.onehot_index, frame=observation),
                                          RewardTracker(reward, [task] * len(index), shaping)))
         except BaseException:
             self.close()

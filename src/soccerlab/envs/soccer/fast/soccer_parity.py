@@ -106,7 +106,7 @@ def _count(rep: SoccerParityReport, infos: list[dict[str, Any]], decimation: int
 
 def run_soccer_parity(tasks: str | Mapping[str, float], n_envs: int, steps: int, *,
                       control: str = "torque", reward: str = "env", walker: Any = None,
-                      max_episode_steps: int | None = None, seed: int = 0, action_seed: int = 1,
+                      observation: str = "world", max_episode_steps: int | None = None, seed: int = 0, action_seed: int = 1,
                       action_scale: float = 1.0, reseed_at: int | None = None,
                       max_mismatches: int = 5) -> SoccerParityReport:
     """Step the fast VecEnv and the sai DummyVecEnv side by side; report differences.
@@ -114,7 +114,8 @@ def run_soccer_parity(tasks: str | Mapping[str, float], n_envs: int, steps: int,
     Actions are uniform in ``action_scale`` x [-1, 1]. ``reseed_at``: at that step both are
     reseeded (env i with ``seed + 100 + i``, as ``evaluation.run_episodes`` does) and reset.
     """
-    kwargs: dict[str, Any] = {"control": control, "reward": reward, "walker": walker}
+    kwargs: dict[str, Any] = {"control": control, "reward": reward, "walker": walker,
+                              "observation": observation}
     if max_episode_steps is not None:
         kwargs["env_kwargs"] = {"max_episode_steps": max_episode_steps}
     ref: VecEnv = reference_vec_env(tasks, n_envs, **kwargs)

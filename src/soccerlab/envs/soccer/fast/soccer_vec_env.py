@@ -49,9 +49,10 @@ class SoccerVecEnv(VecEnv):
     def __init__(self, slot_tasks: Sequence[str], control: str = "torque", reward: str = "env",
                  walker: JoystickWalker | None = None, shaping: ShapingConfig | None = None,
                  max_episode_steps: int | None = None, info_keys: str | Sequence[str] = "all",
-                 n_threads: int | None = None, reset_mode: str = "replay") -> None:
+                 n_threads: int | None = None, reset_mode: str = "replay",
+                 observation: str = "world") -> None:
         self.batch = SoccerBatch(slot_tasks, control, reward, walker, shaping, max_episode_steps,
-                                 info_keys, n_threads, reset_mode)
+                                 info_keys, n_threads, reset_mode, observation)
         super().__init__(self.batch.n, self.batch.observation_space, self.batch.action_space)
         self.metadata = {"render_modes": ["rgb_array"],
                          "render_fps": 50 if control == "walker" else 500}
@@ -166,13 +167,13 @@ def make_soccer_vec_env(tasks: str | Mapping[str, float], n_envs: int, *,
                         shaping: ShapingConfig | None = None, assignment: str = "auto",
                         env_kwargs: dict[str, Any] | None = None, seed: int | None = None,
                         info_keys: str | Sequence[str] = "all", n_threads: int | None = None,
-                        reset_mode: str = "replay") -> SoccerVecEnv:
+                        reset_mode: str = "replay", observation: str = "world") -> SoccerVecEnv:
     """The fast counterpart of a DummyVecEnv over ``make_soccer_env`` slots.
 
     Args:
         tasks: One task name, or task -> weight (slots as ``plan_slots`` gives them).
         n_envs: Number of envs.
-        control, reward, shaping, assignment: As for ``make_soccer_env``.
+        control, reward, shaping, assignment, observation: As for ``make_soccer_env``.
         walker: WalkerSpec, path/``hf://`` reference or a ``JoystickWalker`` for ``n_envs``.
         env_kwargs: Only ``max_episode_steps`` is supported (anything else: UserError).
         seed: If given, env i is seeded with ``seed + i`` at the first reset.
@@ -190,7 +191,7 @@ def make_soccer_vec_env(tasks: str | Mapping[str, float], n_envs: int, *,
         if not isinstance(walker, JoystickWalker):
             walker = load_walker(walker, n_envs)
     venv = SoccerVecEnv(plan, control, reward, walker if control == "walker" else None,
-                        shaping, max_steps, info_keys, n_threads, reset_mode)
+                        shaping, max_steps, info_keys, n_threads, reset_mode, observation)
     if seed is not None:
         venv.seed(seed)
     return venv
