@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from conftest import pendulum_config, run_dirs, write_config
 
 
@@ -98,6 +99,7 @@ def test_eval_run_dir_uses_best_model_and_writes_json(tmp_path, cli, trained):
     assert report["overall"]["episodes"] == 4 and {e["seed"] for e in report["episodes"]} == {3, 4}
     assert all(e["length"] == 200 for e in report["episodes"])
     again = cli("eval", trained, "--episodes", "2", "--seeds", "3,4", "--json", tmp_path / "r2.json")
+    assert again.code == 0, again.err
     assert json.loads((tmp_path / "r2.json").read_text())["episodes"] == report["episodes"]
     stoch = cli("eval", trained, "--episodes", "1", "--seeds", "3", "--stochastic", "--json",
                 tmp_path / "r3.json")

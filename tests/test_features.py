@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import pendulum_config, write_config
 from stable_baselines3 import PPO, SAC
-from test_train import scalars
 
+from conftest import pendulum_config, write_config
 from soccerlab.errors import UserError
 from soccerlab.training import warmstart
+from test_train import scalars
 
 
 def train(cli, tmp_path, name, cfg) -> Path:

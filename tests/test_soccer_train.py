@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from _soccer_fixtures import write_walker
 from conftest import run_dirs, write_config
 from test_train import scalars
@@ -75,7 +76,7 @@ def test_eval_reports_every_task_and_overall(showdown_run, cli, tmp_path):
 
 
 def test_task_weights_change_the_overall_score(showdown_run, cli, tmp_path):
-    from soccerlab.evaluation import EvalReport, Episode
+    from soccerlab.evaluation import Episode, EvalReport
 
     eps = [Episode(t, 0, 0.0, 10, False, {"soccer": {"task": t, "score": s, "success": False,
                                                       "fallen": False, "length": 10}})

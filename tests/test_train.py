@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import pendulum_config, read_meta, run_dirs, start_cli, subprocess_env, write_config
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import pendulum_config, read_meta, run_dirs, start_cli, subprocess_env, write_config
 
 
 def rows(run: Path) -> list[dict]:

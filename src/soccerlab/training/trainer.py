@@ -156,12 +156,13 @@ class Trainer:
             if self.checkpoint is not None:
                 self.validation.holdout.load(self.checkpoint / VALIDATION_FILE)
         init = cfg.algo.init
-        if init is not None and init.freeze_layers:
-            if init.unfreeze_at is None or self.model.num_timesteps < init.unfreeze_at:
-                layers = warmstart.set_frozen(self.model, init.freeze_layers, True)
-                self.frozen = True
-                until = f"until step {init.unfreeze_at}" if init.unfreeze_at is not None else "for the whole run"
-                print(f"froze the first {len(layers)} actor layers {until}")
+        if init is not None and init.freeze_layers and (
+                init.unfreeze_at is None or self.model.num_timesteps < init.unfreeze_at):
+            layers = warmstart.set_frozen(self.model, init.freeze_layers, True)
+            self.frozen = True
+            until = (f"until step {init.unfreeze_at}" if init.unfreeze_at is not None
+                     else "for the whole run")
+            print(f"froze the first {len(layers)} actor layers {until}")
         if cfg.video.every:
             self._check_rendering()
         if cfg.logging.wandb.mode != "disabled":
