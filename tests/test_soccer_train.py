@@ -61,6 +61,19 @@ def test_multitask_walker_run_is_scored_by_the_competition(showdown_run):
     assert [s for s, _ in scalars(run, "comp/kick_to_target")] == [48, 96]
 
 
+def test_training_episodes_are_scored_per_task(showdown_run):
+    # episodes end every 30 decisions (max_episode_steps 300 env steps): 32 decisions per slot
+    per_task = {t: dict(scalars(showdown_run, f"rollout/comp/{t}")) for t in SHOWDOWN}
+    overall = dict(scalars(showdown_run, "rollout/comp/overall"))
+    assert overall and all(per_task[t].keys() == overall.keys() for t in SHOWDOWN)
+    for step, value in overall.items():
+        tasks = [per_task[t][step] for t in SHOWDOWN]
+        assert value == pytest.approx(sum(tasks) / 3, abs=1e-6)
+        assert all(-3.5 < v < 5 for v in tasks)
+    falls = dict(scalars(showdown_run, "rollout/fall_rate/goalie_penalty_kick"))
+    assert all(0.0 <= v <= 1.0 for v in falls.values())
+
+
 def test_eval_reports_every_task_and_overall(showdown_run, cli, tmp_path):
     res = cli("eval", showdown_run, "--episodes", "1", "--seeds", "0,1", "--json", tmp_path / "r.json")
     assert res.code == 0, res.err

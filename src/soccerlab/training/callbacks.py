@@ -1,4 +1,5 @@
-"""Small SB3 callbacks: periodic work, one-shot work, stopping on a signal, and progress.
+"""Small SB3 callbacks: periodic work, one-shot work, stopping on a signal, progress, and the
+competition score of training episodes.
 
 Schedules count env steps (``model.num_timesteps``, summed over envs) and are derived from the
 current step, so they continue correctly after a resume without saving anything.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections import defaultdict, deque
 from collections.abc import Callable
 
 from stable_baselines3.common.callbacks import BaseCallback
@@ -56,6 +58,39 @@ class AtStep(BaseCallback):
             self.done = True
             self.fn()
         return True
+
+
+class TrainingScores(BaseCallback):
+    """Logs the competition score of the training episodes, per task and overall.
+
+    Soccer envs put an episode record in ``info["soccer"]`` at every episode's last step. At
+    each rollout's end this records, over the last ``window`` finished episodes of each task
+    (stochastic policy, training reward mode whatever it is): ``rollout/comp/<task>``,
+    ``rollout/fall_rate/<task>`` and ``rollout/comp/overall`` (the mean over the tasks seen,
+    equal weights). Many more episodes than an evaluation, so a smoother learning curve.
+    """
+
+    def __init__(self, window: int = 100) -> None:
+        super().__init__()
+        self.records: dict[str, deque] = defaultdict(lambda: deque(maxlen=window))
+
+    def _on_step(self) -> bool:
+        for info in self.locals.get("infos", ()):
+            rec = info.get("soccer")
+            if rec is not None:
+                self.records[rec["task"]].append((float(rec["score"]), bool(rec["fallen"])))
+        return True
+
+    def _on_rollout_end(self) -> None:
+        means = []
+        for task, recs in sorted(self.records.items()):
+            if recs:
+                score = sum(r[0] for r in recs) / len(recs)
+                means.append(score)
+                self.logger.record(f"rollout/comp/{task}", score)
+                self.logger.record(f"rollout/fall_rate/{task}", sum(r[1] for r in recs) / len(recs))
+        if means:
+            self.logger.record("rollout/comp/overall", sum(means) / len(means))
 
 
 class StopRequest:

@@ -35,7 +35,14 @@ from soccerlab.errors import UserError
 from soccerlab.evaluation import EvalReport, model_predictor, run_episodes
 from soccerlab.runs import RunDir, atomic_dir, atomic_path, write_json_atomic, write_text_atomic
 from soccerlab.training import warmstart
-from soccerlab.training.callbacks import AtStep, Periodic, ProgressBar, StopOnRequest, StopRequest
+from soccerlab.training.callbacks import (
+    AtStep,
+    Periodic,
+    ProgressBar,
+    StopOnRequest,
+    StopRequest,
+    TrainingScores,
+)
 from soccerlab.training.validation import FILE as VALIDATION_FILE
 from soccerlab.training.validation import ValidationCallback, check_supported
 from soccerlab.video import make_render_env, record, render_frame
@@ -273,6 +280,8 @@ class Trainer:
             cbs.append(AtStep(init.unfreeze_at, self._unfreeze))
         if self.validation is not None:
             cbs.append(self.validation)
+        if cfg.env.is_soccer:
+            cbs.append(TrainingScores())
         cbs.append(Periodic(cfg.eval.every, self.evaluate))
         cbs.append(Periodic(cfg.video.every, self.record_video))
         cbs.append(Periodic(cfg.train.checkpoint_every, self.save_checkpoint))
