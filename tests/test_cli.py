@@ -107,6 +107,17 @@ def test_eval_run_dir_uses_best_model_and_writes_json(tmp_path, cli, trained):
     assert "stochastic" in stoch.out
 
 
+def test_a_seed_plays_the_same_episode_whatever_seeds_run_beside_it(tmp_path, cli, trained):
+    # the policy sees 1 row alone and 5 rows together: SB3/torch results depend on the batch
+    # unless evaluation pads it (soccerlab.batching)
+    alone = cli("eval", trained, "--seeds", "3", "--json", tmp_path / "a.json")
+    together = cli("eval", trained, "--seeds", "7,3,4,5,6", "--json", tmp_path / "b.json")
+    assert alone.code == 0 and together.code == 0, alone.err + together.err
+    [a] = json.loads((tmp_path / "a.json").read_text())["episodes"]
+    b = [e for e in json.loads((tmp_path / "b.json").read_text())["episodes"] if e["seed"] == 3]
+    assert b == [a]
+
+
 def test_eval_a_zip_outside_its_run(tmp_path, cli, trained):
     import shutil
 

@@ -16,8 +16,8 @@ from _soccer_fixtures import (
     walker_yaml_dict,
     write_walker,
 )
+from soccerlab.batching import POLICY_BATCH_MULTIPLE
 from soccerlab.envs.soccer.walker import (
-    POLICY_BATCH_MULTIPLE,
     JoystickWalker,
     WalkerConfig,
     batch_invariant,

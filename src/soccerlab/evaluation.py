@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
+from soccerlab.batching import pad_rows
 from soccerlab.envs.factory import seed_each
 
 Predict = Callable[[Any], np.ndarray]
@@ -186,7 +187,12 @@ class EvalReport:
 
 
 def model_predictor(model: Any, deterministic: bool) -> Predict:
+    """``obs -> actions`` for a batch. Array batches are padded (``batching.pad_rows``) so that
+    an env's deterministic actions do not depend on how many envs are evaluated together:
+    ``--seeds 0,1,2`` plays the same episodes as the first three of ``--seeds 0,...,9``."""
     def predict(obs: Any) -> np.ndarray:
+        if isinstance(obs, np.ndarray) and obs.ndim >= 2:
+            return model.predict(pad_rows(obs), deterministic=deterministic)[0][: len(obs)]
         return model.predict(obs, deterministic=deterministic)[0]
 
     return predict

@@ -19,7 +19,7 @@ pass. PyTorch's CPU kernels are not batch-invariant by themselves (measured, tor
 MKL: a linear layer takes another GEMM path below 4 rows, and vectorised activations such as
 ELU compute the elements that do not fill a SIMD register in scalar code, with other
 roundings), so every forward pass runs on a batch padded with zero rows to a multiple of
-``POLICY_BATCH_MULTIPLE`` rows. One env (``SoccerEnv``) and N batched envs (the fast backend)
+``POLICY_BATCH_MULTIPLE`` rows (``soccerlab.batching``). One env (``SoccerEnv``) and N batched envs (the fast backend)
 then compute bit-identical actions; ``batch_invariant`` checks a policy for it.
 """
 
@@ -34,14 +34,12 @@ import numpy as np
 import torch
 import yaml
 
+from soccerlab.batching import pad_rows
 from soccerlab.envs.soccer.observation import projected_gravity
 from soccerlab.envs.soccer.robot import ENV_DT, JOINT_NAMES, NUM_JOINTS, TORQUE_LIMITS
 from soccerlab.errors import UserError
 
 WALKER_OBS_SIZE = 47
-
-#: Policy inputs are padded with zero rows to a multiple of this (see the module docstring).
-POLICY_BATCH_MULTIPLE = 16
 
 #: A batch policy: float32 tensor (N, 47) -> tensor (N, 12). TorchScript modules qualify.
 Policy = Callable[[torch.Tensor], torch.Tensor]
@@ -198,16 +196,6 @@ def pd_torques(
     """PD torques kp (target - q) - kd q_dot, clipped to the torque bounds (N, 12)."""
     torque = config.kp * (targets - q) - config.kd * dq
     return np.clip(torque, -config.torque_limits, config.torque_limits)
-
-
-def pad_rows(x: np.ndarray, multiple: int = POLICY_BATCH_MULTIPLE) -> np.ndarray:
-    """``x`` (M, k) with zero rows appended up to a multiple of ``multiple`` rows."""
-    rows = -(-x.shape[0] // multiple) * multiple
-    if rows == x.shape[0]:
-        return x
-    out = np.zeros((rows, *x.shape[1:]), dtype=x.dtype)
-    out[: x.shape[0]] = x
-    return out
 
 
 def policy_forward(policy: Policy, obs: np.ndarray) -> np.ndarray:
