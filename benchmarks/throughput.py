@@ -17,8 +17,10 @@ in percent, (sb3 - soccerlab) / sb3.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -68,7 +70,8 @@ def soccerlab_train(algo: str, env_id: str, n_envs: int, steps: int, seed: int, 
         "train": {"total_timesteps": steps, "checkpoint_every": None, "device": "cpu"},
         "eval": {"every": None, "episodes": 1, "seeds": [0]},
     })
-    result = Trainer(cfg, "benchmark").run()
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON report
+        result = Trainer(cfg, "benchmark").run()
     return float(RunDir(result.run).read_meta()["steps_per_second"])
 
 
@@ -98,7 +101,8 @@ def main() -> None:
                 "overhead_percent": round(100 * (sb - sl) / sb, 2),
                 "all": {k: [round(x, 1) for x in v] for k, v in rates.items()},
             }
-            print(json.dumps({f"{algo}/{env_id}": results[f"{algo}/{env_id}"]}), flush=True)
+            print(json.dumps({f"{algo}/{env_id}": results[f"{algo}/{env_id}"]}), file=sys.stderr,
+                  flush=True)
     print(json.dumps(results, indent=1))
 
 
