@@ -195,23 +195,20 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 
 def _play(predict, env, episodes: int, seed: int, normalizer) -> tuple[list[float], list[int]]:
-    import numpy as np
+    from soccerlab.video import rollout
 
     returns, lengths = [], []
     obs, _ = env.reset(seed=seed)
-    while len(returns) < episodes:
-        ret, length, done = 0.0, 0, False
-        while not done:
-            batch = np.asarray(obs)[None]
-            if normalizer is not None:
-                batch = normalizer.normalize_obs(batch)
-            obs, reward, terminated, truncated, _ = env.step(predict(batch)[0])
-            ret += float(reward)
-            length += 1
-            done = terminated or truncated
-        returns.append(ret)
-        lengths.append(length)
-        obs, _ = env.reset()
+    ret, length = 0.0, 0
+    for reward, done in rollout(predict, env, obs, normalizer):
+        ret += reward
+        length += 1
+        if done:
+            returns.append(ret)
+            lengths.append(length)
+            ret, length = 0.0, 0
+            if len(returns) == episodes:
+                break
     return returns, lengths
 
 

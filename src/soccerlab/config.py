@@ -139,9 +139,10 @@ class EnvConfig(_Section):
     def label(self) -> str:
         """A short filesystem-safe name for the env, used in run paths."""
         if self.tasks is not None:
+            from soccerlab.envs.soccer.tasks import COMPETITION_TASKS
+
             names = [t for t, w in self.tasks.items() if w > 0]
-            showdown = {"goalie_penalty_kick", "obstacle_penalty_kick", "kick_to_target"}
-            label = "showdown" if set(names) == showdown else "+".join(names)
+            label = "showdown" if set(names) == set(COMPETITION_TASKS) else "+".join(names)
         else:
             label = str(self.id)
         return re.sub(r"[^A-Za-z0-9._+-]+", "_", label)
@@ -367,7 +368,7 @@ def _describe(exc: ValidationError) -> str:
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     if first["type"] == "extra_forbidden":
         parent, name = loc[:-1], loc[-1]
-        hint = _suggest(name, _valid_keys(parent))
+        hint = suggest(name, _valid_keys(parent))
         return f"unknown key '{path}'{hint}{more}"
     if first["type"] == "missing":
         return f"missing required key '{path}'{more}"
@@ -407,14 +408,10 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _suggest(name: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 def suggest(name: str, options: list[str]) -> str:
     """' (did you mean 'x'?)' for the closest option, or ''."""
-    return _suggest(name, options)
+    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def check_resume_compatible(old: Config, new: Config) -> None:

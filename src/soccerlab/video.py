@@ -6,7 +6,7 @@ On a machine without a display, MuJoCo renders through OSMesa (``MUJOCO_GL=osmes
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,7 @@ def record(
     lengths: list[int] = []
     written = 0
     obs, _ = env.reset(seed=seed)
+    steps = rollout(predict, env, obs, normalizer)
     ret, length = 0.0, 0
     with atomic_path(path) as tmp:
         writer = imageio.get_writer(tmp, fps=fps, format="FFMPEG", codec="libx264",
@@ -78,24 +79,37 @@ def record(
             writer.append_data(render_frame(env))
             written += 1
             while (frames is None or written < frames) and (episodes is None or len(returns) < episodes):
-                batch = _batch(obs)
-                if normalizer is not None:
-                    batch = normalizer.normalize_obs(batch)
-                action = predict(batch)[0]
-                obs, reward, terminated, truncated, _ = env.step(action)
-                ret += float(reward)
+                reward, done = next(steps)
+                ret += reward
                 length += 1
-                if length % every == 0 or terminated or truncated:
+                if length % every == 0 or done:
                     writer.append_data(render_frame(env))
                     written += 1
-                if terminated or truncated:
+                if done:
                     returns.append(ret)
                     lengths.append(length)
                     ret, length = 0.0, 0
-                    obs, _ = env.reset()
         finally:
             writer.close()
     return {"path": str(path), "frames": written, "returns": returns, "lengths": lengths}
+
+
+def rollout(predict: Callable[[Any], np.ndarray], env: gym.Env, obs: Any,
+            normalizer: VecNormalize | None = None) -> Iterator[tuple[float, bool]]:
+    """Step the policy on a single env from ``obs`` (its reset observation), without end.
+
+    Yields ``(reward, episode_over)`` after each step, while the env still shows that step
+    (so a caller can render it); the env is reset before the next step once an episode is over.
+    """
+    while True:
+        batch = _batch(obs)
+        if normalizer is not None:
+            batch = normalizer.normalize_obs(batch)
+        obs, reward, terminated, truncated, _ = env.step(predict(batch)[0])
+        done = bool(terminated or truncated)
+        yield float(reward), done
+        if done:
+            obs, _ = env.reset()
 
 
 def _batch(obs: Any) -> Any:

@@ -198,15 +198,14 @@ def fast_soccer_vec_env(env: EnvConfig, n_envs: int, tasks: dict[str, float] | N
 
 def make_vec_env(env: EnvConfig, n_envs: int, seed: int | None, vec_env: str | None = None) -> VecEnv:
     """A VecEnv of ``n_envs`` slots, seeded ``seed + i`` at the first reset (no normalisation)."""
+    venv: VecEnv
     if env.is_soccer and env.backend == "fast":
         venv = fast_soccer_vec_env(env, n_envs, vec_env=vec_env)
-        if seed is not None:
-            venv.seed(seed)
-        return venv
-    kind = vec_env or env.vec_env
-    subproc = kind == "subproc" and n_envs > 1
-    fns = [env_factory(env, in_subprocess=subproc, slot=i, n_slots=n_envs) for i in range(n_envs)]
-    venv: VecEnv = SubprocVecEnv(fns) if subproc else DummyVecEnv(fns)
+    else:
+        subproc = (vec_env or env.vec_env) == "subproc" and n_envs > 1
+        fns = [env_factory(env, in_subprocess=subproc, slot=i, n_slots=n_envs)
+               for i in range(n_envs)]
+        venv = SubprocVecEnv(fns) if subproc else DummyVecEnv(fns)
     if seed is not None:
         venv.seed(seed)
     return venv

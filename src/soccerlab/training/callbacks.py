@@ -78,19 +78,20 @@ class TrainingScores(BaseCallback):
         for info in self.locals.get("infos", ()):
             rec = info.get("soccer")
             if rec is not None:
-                self.records[rec["task"]].append((float(rec["score"]), bool(rec["fallen"])))
+                self.records[rec["task"]].append(rec)
         return True
 
     def _on_rollout_end(self) -> None:
-        means = []
-        for task, recs in sorted(self.records.items()):
-            if recs:
-                score = sum(r[0] for r in recs) / len(recs)
-                means.append(score)
-                self.logger.record(f"rollout/comp/{task}", score)
-                self.logger.record(f"rollout/fall_rate/{task}", sum(r[1] for r in recs) / len(recs))
-        if means:
-            self.logger.record("rollout/comp/overall", sum(means) / len(means))
+        from soccerlab.envs.soccer.scoring import aggregate_episodes
+
+        episodes = [rec for recs in self.records.values() for rec in recs]
+        if not episodes:
+            return
+        report = aggregate_episodes(episodes)
+        for task, t in sorted(report["tasks"].items()):
+            self.logger.record(f"rollout/comp/{task}", t["mean_score"])
+            self.logger.record(f"rollout/fall_rate/{task}", t["fall_rate"])
+        self.logger.record("rollout/comp/overall", report["overall"]["score"])
 
 
 class StopRequest:

@@ -6,8 +6,10 @@ while building envs and model, before a run folder is created or an existing one
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import json
 import os
 import shutil
 import signal
@@ -247,8 +249,6 @@ class Trainer:
             self._write_evaluations()
         metrics = run.best_dir / runs.METRICS
         if metrics.is_file():
-            import json
-
             self.best_score = float(json.loads(metrics.read_text())["score"])
 
     def _logger(self) -> Logger:
@@ -357,8 +357,6 @@ class Trainer:
         lines = ["", "final evaluation:", self.last_report.table() if self.last_report else "(none)"]
         best = run.best_dir / runs.METRICS
         if best.is_file():
-            import json
-
             m = json.loads(best.read_text())
             lines.append(f"best model: {run.best_dir / runs.MODEL} (score {m['score']:.3f} at step {m['step']})")
         lines.append(f"final model: {run.model_file}")
@@ -429,11 +427,15 @@ class Trainer:
         writer.writerows(self.eval_rows)
         write_text_atomic(self.run_dir.evaluations_file, buf.getvalue())
 
+    def _save_policy(self, folder: Path) -> None:
+        """The model and, when normalising, the normaliser's statistics into ``folder``."""
+        self.model.save(folder / runs.MODEL)
+        if self.vecnorm is not None:
+            self.vecnorm.save(folder / runs.VECNORM)
+
     def _save_best(self, report: EvalReport, step: int) -> None:
         with atomic_dir(self.run_dir.best_dir) as tmp:
-            self.model.save(tmp / runs.MODEL)
-            if self.vecnorm is not None:
-                self.vecnorm.save(tmp / runs.VECNORM)
+            self._save_policy(tmp)
             write_json_atomic(tmp / runs.METRICS, {"step": step, "score": report.score,
                                                     "overall": report.summary()})
 
@@ -442,16 +444,13 @@ class Trainer:
         final = self.run_dir.checkpoints_dir / str(step)
         final.parent.mkdir(parents=True, exist_ok=True)
         with atomic_dir(final) as tmp:
-            self.model.save(tmp / runs.MODEL)
-            if self.vecnorm is not None:
-                self.vecnorm.save(tmp / runs.VECNORM)
+            self._save_policy(tmp)
             if self.spec.off_policy:
-                if self.validation is not None:
-                    with self.validation.holdout.detached():
-                        self.model.save_replay_buffer(tmp / runs.REPLAY)
-                    self.validation.holdout.save(tmp / VALIDATION_FILE)
-                else:
+                holdout = self.validation.holdout if self.validation is not None else None
+                with holdout.detached() if holdout is not None else contextlib.nullcontext():
                     self.model.save_replay_buffer(tmp / runs.REPLAY)
+                if holdout is not None:
+                    holdout.save(tmp / VALIDATION_FILE)
             write_json_atomic(tmp / runs.STATE, {"step": step, "best_score": _finite(self.best_score),
                                                  "saved_at": runs.now_iso()})
         self.run_dir.prune_checkpoints(self.cfg.train.keep_checkpoints)

@@ -8,7 +8,8 @@
   walker's command ranges. One agent step = ``decimation`` (10) env steps with the command held
   (50 Hz); the env reward is summed over them; the step stops early at termination/truncation;
   the score comes from the last inner step.
-- Reward: see ``rewards.py`` (``env``, ``competition``, ``shaped``), computed per agent step.
+- Reward: see ``rewards.py`` (``env``, ``competition``, ``shaped``, ``progress``), computed per
+  agent step.
 - ``info["task"]`` every step; at every episode end ``info["soccer"]`` = {task, score,
   components, success, fallen, length (env steps)}. All raw env info keys pass through.
 - ``render_mode="rgb_array"``: frames from a camera that tracks the robot (``render.py``).
@@ -33,7 +34,7 @@ from soccerlab.envs.soccer.walker_load import WalkerSpec, load_walker
 from soccerlab.errors import UserError
 
 CONTROLS: tuple[str, ...] = ("torque", "walker")
-OBSERVATION_FRAMES: tuple[str, ...] = ("world", "heading")
+OBSERVATION_FRAMES: tuple[str, ...] = Preprocessor.FRAMES
 
 
 def build_sai_env(task: SoccerTask, **env_kwargs: Any) -> gym.Env:
@@ -49,7 +50,7 @@ class SoccerEnv(gym.Env):
     Args:
         task: Task name (see ``tasks.TASKS``) or a ``SoccerTask``.
         control: ``"torque"`` or ``"walker"``.
-        reward: ``"env"``, ``"competition"`` or ``"shaped"``.
+        reward: ``"env"``, ``"competition"``, ``"shaped"`` or ``"progress"``.
         walker: Required for walker control: a ``WalkerSpec``, a path/``hf://`` reference, or a
             ``JoystickWalker`` for one env (shared by ``MultiTaskSoccerEnv``'s sub-envs).
         render_mode: None or ``"rgb_array"``.
@@ -81,6 +82,9 @@ class SoccerEnv(gym.Env):
             raise UserError(f"unknown control '{control}' (choose one of: {', '.join(CONTROLS)})")
         if render_mode not in (None, "rgb_array"):
             raise UserError(f"unsupported render_mode '{render_mode}' (use rgb_array or none)")
+        if observation not in OBSERVATION_FRAMES:
+            raise UserError(f"unknown observation frame '{observation}' "
+                            f"(choose one of: {', '.join(OBSERVATION_FRAMES)})")
         self.control = control
         self.render_mode = render_mode
         self.walker: JoystickWalker | None = None
@@ -98,9 +102,6 @@ class SoccerEnv(gym.Env):
         )
         self.metadata = {**self.metadata, "render_fps": 50 if control == "walker" else 500}
         self.raw_env = build_sai_env(self.task, **(env_kwargs or {}))
-        if observation not in OBSERVATION_FRAMES:
-            raise UserError(f"unknown observation frame '{observation}' "
-                            f"(choose one of: {', '.join(OBSERVATION_FRAMES)})")
         self.preprocessor = Preprocessor(task_index=self.task.onehot_index, frame=observation)
         self.rewards = RewardTracker(check_reward_mode(reward), [self.task], shaping)
         self._camera_spec = camera

@@ -170,7 +170,7 @@ def make_soccer_env(
         task: One task name, or a mapping task -> weight (multi-task; a one-task mapping gives
             a plain ``SoccerEnv``).
         control: ``"torque"`` (12-dim action in [-1, 1]) or ``"walker"`` (3-dim command).
-        reward: ``"env"``, ``"competition"`` or ``"shaped"``.
+        reward: ``"env"``, ``"competition"``, ``"shaped"`` or ``"progress"``.
         walker: WalkerSpec or path/``hf://`` reference; required for walker control.
         render_mode: None or ``"rgb_array"`` (tracking camera).
         seed: Seed of the first reset (and of the slot's task sampling).

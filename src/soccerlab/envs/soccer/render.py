@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
+from soccerlab.envs.soccer.submission import Preprocessor
+
 
 @dataclass(frozen=True)
 class CameraSpec:
@@ -27,8 +29,7 @@ class CameraSpec:
 
 def heading_degrees(quat_xyzw: np.ndarray) -> float:
     """Yaw of a base orientation (x, y, z, w) in degrees (0 = facing +x)."""
-    x, y, z, w = (float(v) for v in np.asarray(quat_xyzw).reshape(4))
-    return float(np.degrees(np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))))
+    return float(np.degrees(Preprocessor.heading(np.asarray(quat_xyzw).reshape(1, 4))[0]))
 
 
 class TrackingCamera:

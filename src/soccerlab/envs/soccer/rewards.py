@@ -120,43 +120,36 @@ def competition_reward(done: np.ndarray, score: np.ndarray) -> np.ndarray:
     return np.where(done, np.asarray(score, dtype=np.float64), 0.0)
 
 
-def shaped_reward(
+def potential_reward(
     prev_potential: np.ndarray,
     next_potential: np.ndarray,
     done: np.ndarray,
     score: np.ndarray,
     config: ShapingConfig,
+    payback: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One step of the ``shaped`` reward.
+    """One step of the ``shaped`` (``payback=True``) or ``progress`` (``payback=False``) reward.
 
     Args:
         prev_potential: Phi(s_t) (N,), as returned by the previous call (or by ``potential``
             at reset).
         next_potential: ``potential`` of s_{t+1} (N,).
-        done: Whether s_{t+1} is the episode's last state (N,); its potential counts as 0.
+        done: Whether s_{t+1} is the episode's last state (N,).
         score: Competition score of the episode where ``done`` (ignored elsewhere).
+        config: Shaping parameters.
+        payback: ``shaped``: discount Phi(s_{t+1}) by ``config.gamma`` and count it as 0 at the
+            last state, which pays the collected potential back; ``progress``: neither.
 
     Returns:
         ``(reward, phi)``: the reward (N,) and Phi(s_{t+1}) to pass as ``prev_potential`` next
-        time (0 where done: reset the state for those envs).
+        time (reset it for the envs that are done).
     """
-    done = np.asarray(done, dtype=bool)
-    phi = np.where(done, 0.0, np.asarray(next_potential, dtype=np.float64))
-    reward = config.gamma * phi - np.asarray(prev_potential, dtype=np.float64)
-    reward = reward + config.score_weight * competition_reward(done, score)
-    return reward, phi
-
-
-def progress_reward(
-    prev_potential: np.ndarray,
-    next_potential: np.ndarray,
-    done: np.ndarray,
-    score: np.ndarray,
-    config: ShapingConfig,
-) -> tuple[np.ndarray, np.ndarray]:
-    """One step of the ``progress`` reward: ``(reward, Phi(s_{t+1}))`` (see the module doc)."""
     phi = np.asarray(next_potential, dtype=np.float64)
-    reward = phi - np.asarray(prev_potential, dtype=np.float64)
+    if payback:
+        phi = np.where(np.asarray(done, dtype=bool), 0.0, phi)
+        reward = config.gamma * phi - np.asarray(prev_potential, dtype=np.float64)
+    else:
+        reward = phi - np.asarray(prev_potential, dtype=np.float64)
     reward = reward + config.score_weight * competition_reward(done, score)
     return reward, phi
 
@@ -198,8 +191,8 @@ class RewardTracker:
             return np.asarray(env_reward, dtype=np.float64).reshape(-1)
         if self.mode == "competition":
             return competition_reward(done, score).reshape(-1)
-        step = shaped_reward if self.mode == "shaped" else progress_reward
-        reward, self.phi = step(
-            self.phi, potential(info, self.use_target, self.shaping), done, score, self.shaping
+        reward, self.phi = potential_reward(
+            self.phi, potential(info, self.use_target, self.shaping), done, score, self.shaping,
+            payback=self.mode == "shaped",
         )
         return reward.reshape(-1)

@@ -75,9 +75,11 @@ class Preprocessor:
         "target_velp_rel_robot",
     )
 
+    FRAMES = ("world", "heading")
+
     def __init__(self, task_index=None, frame="world"):
-        if frame not in ("world", "heading"):
-            raise ValueError(f"frame must be 'world' or 'heading', got {frame!r}")
+        if frame not in self.FRAMES:
+            raise ValueError(f"frame must be one of {self.FRAMES}, got {frame!r}")
         self.task_index = task_index
         self.frame = frame
 

@@ -273,7 +273,7 @@ class JoystickWalker:
         due = np.flatnonzero(self.counter % cfg.decimation == 0)
         if due.size:
             obs = walker_observation(
-                np.asarray(projected_gravity(np.asarray(quat).reshape(n, 4)))[due],
+                np.asarray(projected_gravity(np.asarray(quat).reshape(n, 4)[due])),
                 np.asarray(gyro, dtype=np.float64).reshape(n, 3)[due],
                 command[due],
                 self.phase[due],
