@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
-from soccerlab.envs.soccer.fast import FAST_TASKS
-from soccerlab.envs.soccer.fast.parity import run_parity
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the harnesses
+
+from parity import run_parity  # tests/parity.py
+from soccerlab.envs.soccer.backends.fast import FAST_TASKS
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,7 @@ import mujoco
 import numpy as np
 from mujoco import rollout
 
-from soccerlab.envs.soccer.fast import FastSoccerSim
+from soccerlab.envs.soccer.backends.fast import FastSoccerSim
 
 _STATE = mujoco.mjtState.mjSTATE_FULLPHYSICS
 

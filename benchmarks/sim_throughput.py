@@ -15,26 +15,23 @@ at their natural rate: random torques fall in a few hundred steps) are measured 
 ``<fast>_physics_share`` is the fraction of the fast backend's wall time its physics threads
 spent inside ``mj_step``: thread-seconds / (wall seconds x threads used, on average).
 
-Soccer-level rows (soccerlab's ``SoccerEnv`` semantics: unified observation, ``--control``
-torque or walker, reward, episode records) with random actions in [-1, 1]; ``--tasks`` may
-name ``showdown`` (the three competition tasks in one VecEnv):
+Soccer-level rows (soccerlab's ``SoccerVecEnv``: unified observation, ``--control`` torque or
+walker, reward, episode records) with random actions in [-1, 1]; ``--tasks`` may name
+``showdown`` (the three competition tasks in one VecEnv):
 
-- ``soccer_fast``: ``make_soccer_vec_env`` (the fast backend's VecEnv, what ``env.backend:
-  fast`` trains on);
-- ``soccer_sai``: ``DummyVecEnv`` of ``Monitor(make_soccer_env(...))`` (``env.backend: sai``,
-  ``vec_env: dummy``);
-- ``soccer_subproc``: the same envs in ``SubprocVecEnv`` (``vec_env: subproc``).
+- ``soccer_fast``: on the fast backend (``env.backend: fast``);
+- ``soccer_sai``: on the sai backend (``env.backend: sai``).
 
 They report agent steps/s and env steps/s (agent steps x 10 under walker control: nominal,
 an episode that ends inside a walker tick counts 10).
 
 ``--ppo``: end-to-end PPO training rate of ``soccerlab train`` (one fresh process each, the
 rate it records in meta.json: agent steps / seconds in ``model.learn``) on one config with
-``env.backend``/``env.vec_env`` = sai/dummy, sai/subproc, fast/dummy, interleaved.
+``env.backend`` = sai, fast, interleaved.
 
 Quick run:  python benchmarks/sim_throughput.py --tasks goalie_penalty_kick --n 1 8 --repeats 1
 Walker:     python benchmarks/sim_throughput.py --tasks goalie_penalty_kick showdown --n 6 24 \
-              --control walker --walker WALKER.pt --backends soccer_fast soccer_sai soccer_subproc
+              --control walker --walker WALKER.pt --backends soccer_fast soccer_sai
 PPO:        python benchmarks/sim_throughput.py --ppo --walker WALKER.pt --tasks --n
 """
 
@@ -53,7 +50,7 @@ import numpy as np
 
 ALL_TASKS = ["goalie_penalty_kick", "obstacle_penalty_kick", "kick_to_target", "penalty_kick"]
 SHOWDOWN = {"goalie_penalty_kick": 1.0, "obstacle_penalty_kick": 1.0, "kick_to_target": 1.0}
-SOCCER_KINDS = ("soccer_fast", "soccer_sai", "soccer_subproc")
+SOCCER_KINDS = ("soccer_fast", "soccer_sai")
 
 
 def _soccer_tasks(task: str) -> dict[str, float]:
@@ -61,26 +58,14 @@ def _soccer_tasks(task: str) -> dict[str, float]:
 
 
 def _soccer_venv(kind: str, task: str, n: int, control: str, walker: str | None):
-    """The VecEnv a soccer-level backend trains on (see the module docstring)."""
-    from soccerlab.envs.soccer import ShapingConfig, WalkerSpec
+    """The ``SoccerVecEnv`` a soccer-level row steps (see the module docstring)."""
+    from soccerlab.envs.soccer import SoccerSpec, WalkerSpec
+    from soccerlab.envs.soccer.vec_env import SoccerVecEnv
 
-    spec = None if walker is None else WalkerSpec(walker)
-    tasks = _soccer_tasks(task)
-    if kind == "soccer_fast":
-        from soccerlab.envs.soccer.fast import make_soccer_vec_env
-
-        return make_soccer_vec_env(tasks, n, control=control, walker=spec)
-    if kind == "soccer_sai":
-        from soccerlab.envs.soccer.fast.soccer_parity import reference_vec_env
-
-        return reference_vec_env(tasks, n, control=control, walker=spec)
-    from stable_baselines3.common.vec_env import SubprocVecEnv
-
-    from soccerlab.envs.factory import SoccerEnvFactory
-
-    return SubprocVecEnv([SoccerEnvFactory(tasks, control, "env", spec, ShapingConfig(), "auto",
-                                           {}, slot=i, n_slots=n, in_subprocess=True)
-                          for i in range(n)])
+    spec = SoccerSpec(_soccer_tasks(task), control=control,
+                      walker=None if walker is None else WalkerSpec(walker),
+                      backend="fast" if kind == "soccer_fast" else "sai")
+    return SoccerVecEnv(spec, n)
 
 
 def _make_worker_env(env_id: str):
@@ -100,7 +85,7 @@ class Runner:
 
     def __init__(self, kind: str, task: str, n: int, seed: int, threads: int | None,
                  control: str = "torque", walker: str | None = None) -> None:
-        from soccerlab.envs.soccer.fast import FastSoccerSim, get_fast_task
+        from soccerlab.envs.soccer.backends.fast import FastSoccerSim, get_fast_task
 
         self.n = n
         self.decimation = 10 if kind in SOCCER_KINDS and control == "walker" else 1
@@ -123,7 +108,7 @@ class Runner:
             self.sim.physics.timing = True
             space = self.sim.action_space
         elif kind == "fast_vec":
-            from soccerlab.envs.soccer.fast import FastSoccerVecEnv
+            from fast_vec_env import FastSoccerVecEnv
 
             self.venv = FastSoccerVecEnv(task, n, seed=seed, n_threads=threads)
             self.venv.reset()
@@ -243,7 +228,7 @@ def bench(task: str, n: int, kinds: list[str], env_steps: int, repeats: int, see
         if shares[k]:
             row[f"{k}_thread_steps"] = threads_used[k]
             row[f"{k}_physics_share"] = round(statistics.median(shares[k]), 3)
-            bases = ("soccer_sai", "soccer_subproc") if k == "soccer_fast" else ("sai", "subproc")
+            bases = ("soccer_sai",) if k == "soccer_fast" else ("sai", "subproc")
             for base in bases:
                 if base in kinds:
                     row[f"{k}_vs_{base}"] = round(statistics.median(rates[k]) /
@@ -251,7 +236,7 @@ def bench(task: str, n: int, kinds: list[str], env_steps: int, repeats: int, see
     return row
 
 
-PPO_BACKENDS = (("sai", "dummy"), ("sai", "subproc"), ("fast", "dummy"))
+PPO_BACKENDS = (("sai", "dummy"), ("fast", "dummy"))
 
 
 def ppo_config(walker: str, n_envs: int, n_steps: int, rollouts: int, out: str) -> dict:
@@ -343,7 +328,7 @@ def main(argv: list[str] | None = None) -> None:
             if task == "showdown" and n < len(SHOWDOWN):
                 continue  # the fast backend needs one fixed task per env (n >= 3)
             kinds = [k for k in args.backends
-                     if not (k in ("subproc", "soccer_subproc") and n > args.subproc_max)]
+                     if not (k == "subproc" and n > args.subproc_max)]
             row = bench(task, n, kinds, args.env_steps, args.repeats, args.seed, args.threads,
                         args.control, args.walker)
             results.append(row)

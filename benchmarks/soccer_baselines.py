@@ -25,11 +25,13 @@ import torch
 
 from soccerlab.envs.soccer import (
     COMPETITION_TASKS,
+    SoccerSpec,
+    WalkerSpec,
     aggregate_episodes,
     chase_action,
     load_walker,
-    make_soccer_env,
 )
+from soccerlab.envs.soccer.vec_env import SoccerGymEnv
 
 DEFAULT_WALKER = (
     Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "walker" / "booster_gym_T1.pt"
@@ -52,10 +54,12 @@ def main() -> None:
         "--walker", default=str(DEFAULT_WALKER), help="walker .pt (YAML next to it)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+    parser.add_argument("--backend", default="fast", choices=("fast", "sai"),
+                        help="physics backend (identical values; fast is several times faster)")
     args = parser.parse_args()
     torch.set_num_threads(1)  # one small MLP per 10 env steps: threads only add overhead
-    walker = load_walker(str(Path(args.walker).resolve()))
-    ranges = walker.config.command_ranges
+    walker = WalkerSpec(str(Path(args.walker).resolve()))
+    ranges = load_walker(walker).config.command_ranges
     policies = {
         "zero": ("torque", lambda info: np.zeros(12, dtype=np.float32)),
         "stand": ("walker", lambda info: np.zeros(3, dtype=np.float32)),
@@ -65,9 +69,8 @@ def main() -> None:
     for name, (control, policy) in policies.items():
         result[name] = {}
         for task in COMPETITION_TASKS:
-            env = make_soccer_env(
-                task, control=control, walker=walker if control == "walker" else None
-            )
+            env = SoccerGymEnv(SoccerSpec(task, control=control, backend=args.backend,
+                                          walker=walker if control == "walker" else None))
             start = time.perf_counter()
             episodes = [play(env, policy, args.seed + i) for i in range(args.episodes)]
             env.close()

@@ -14,15 +14,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the harnesses
+
+from soccer_parity import run_soccer_parity  # tests/soccer_parity.py
 from soccerlab.envs.soccer import WalkerSpec
-from soccerlab.envs.soccer.fast.soccer_parity import run_soccer_parity
 
 SHOWDOWN = {"goalie_penalty_kick": 1.0, "obstacle_penalty_kick": 1.0, "kick_to_target": 1.0}
-WIDE = ((-3.0, 3.0), (-3.0, 3.0), (-4.0, 4.0))
+WIDE = {"vx": (-3.0, 3.0), "vy": (-3.0, 3.0), "yaw": (-4.0, 4.0)}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""The fast simulation backend against sai-mujoco 0.1.30, bit for bit.
+"""The two physics backends, fast and sai (sai-mujoco 0.1.30 itself), bit for bit.
 
 Every step of every slot compares the observation, reward, every reward term, every info
 field, ``terminated`` and ``truncated`` with ``==`` (no tolerance; +0.0 == -0.0 and NaN == NaN
@@ -18,8 +18,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from soccerlab.envs.soccer.fast import FAST_TASKS, FastSoccerSim
-from soccerlab.envs.soccer.fast.parity import run_parity
+from parity import run_parity
+from soccerlab.envs.soccer.backends.fast import FAST_TASKS, FastSoccerSim
 from soccerlab.errors import UserError
 
 TASK_IDS = sorted(FAST_TASKS)
@@ -89,67 +89,42 @@ def test_explicit_seed_mid_run_and_streams():
         env.close()
 
 
-def test_vec_env_matches_dummy_vec_env():
-    from stable_baselines3.common.vec_env import DummyVecEnv
+def test_sai_stack_is_its_envs():
+    """The reference backend returns what the sai-mujoco envs it stacks return."""
+    from soccerlab.envs.soccer.backends.sai import SaiStack
 
-    from soccerlab.envs.soccer.fast import FastSoccerVecEnv
-
-    task, n, limit = "LowerT1GoaliePenaltyKick-v0", 3, 120
-    fast = FastSoccerVecEnv(task, n, info_keys="all", max_episode_steps=limit)
-    ref = DummyVecEnv([lambda: gym.make(task, max_episode_steps=limit) for _ in range(n)])
+    task, n, limit = "LowerT1GoaliePenaltyKick-v0", 2, 60
+    stack = SaiStack("goalie_penalty_kick", n, max_episode_steps=limit)
+    refs = [gym.make(task, max_episode_steps=limit) for _ in range(n)]
     try:
-        fast.seed(7)
-        ref.seed(7)
-        assert np.array_equal(fast.reset(), ref.reset())
+        obs, info = stack.reset(seeds=7)
+        for i, env in enumerate(refs):
+            o, inf = env.reset(seed=7 + i)
+            assert np.array_equal(obs[i], o)
+            assert all(np.array_equal(info[k][i], v) for k, v in inf.items())
         rng = np.random.default_rng(0)
-        dones = 0
-        for _ in range(300):
-            a = (rng.uniform(-1, 1, (n, 12)) * fast.action_space.high * 0.3).astype(np.float32)
-            fo, fr, fd, fi = fast.step(a)
-            ro, rr, rd, ri = ref.step(a)
-            assert np.array_equal(fo, ro) and np.array_equal(fr, rr) and np.array_equal(fd, rd)
-            if fd.any():  # batched copies of the finished envs' last step
-                term = fast.terminal
-                assert list(term["indices"]) == list(np.flatnonzero(rd))
-                for j, i in enumerate(term["indices"]):
-                    for key, value in ri[i]["reward_terms"].items():
-                        assert term["terms"][key][j] == value, key
-                    assert term["info"]["success"][j] == ri[i]["success"]
-            else:
-                assert fast.terminal is None
-            for i in range(n):
-                assert fi[i]["TimeLimit.truncated"] == ri[i]["TimeLimit.truncated"]
-                assert fi[i]["reward_terms"] == ri[i]["reward_terms"]
-                if fd[i]:
-                    dones += 1
-                    assert np.array_equal(fi[i]["terminal_observation"],
-                                          ri[i]["terminal_observation"])
-                for key, value in ri[i].items():
-                    if key not in ("reward_terms", "terminal_observation"):
-                        assert np.array_equal(fi[i][key], value), key
-        assert dones >= n
-        assert fast.get_attr("render_mode") == [None] * n
-        assert fast.get_attr("spec")[0].max_episode_steps == limit
+        ends = 0
+        for _ in range(150):
+            a = (rng.uniform(-1, 1, (n, 12)) * 9.0).astype(np.float32)
+            out = stack.step(a)
+            for i, env in enumerate(refs):
+                o, r, term, trunc, inf = env.step(a[i])
+                assert np.array_equal(out.obs[i], o) and out.reward[i] == r
+                assert (out.terminated[i], out.truncated[i]) == (term, trunc)
+                assert {k: v[i] for k, v in out.terms.items()} == inf["reward_terms"]
+                if term or trunc:
+                    ends += 1
+                    assert np.array_equal(stack.reset([i])[0][i], env.reset()[0])
+        assert ends >= n
+        assert stack.min_height == 0.4 and stack.robot_height.shape == (n,)
     finally:
-        fast.close()
-        ref.close()
+        stack.close()
+        for env in refs:
+            env.close()
 
 
 def test_unsupported_things_say_so():
-    from soccerlab.envs.soccer.fast import FastSoccerVecEnv
-
     with pytest.raises(UserError, match="does not support"):
         FastSoccerSim("LowerT1GoalKeeper-v0", 1)
     with pytest.raises(UserError, match="registered kwargs only"):
         FastSoccerSim("goalie_penalty_kick", 1, env_kwargs={"team": 1})
-    venv = FastSoccerVecEnv("penalty_kick", 1)
-    try:
-        venv.set_options({"anything": 1})
-        with pytest.raises(UserError, match="options"):
-            venv.reset()
-        with pytest.raises(UserError, match="render"):
-            venv.render()
-        with pytest.raises(UserError):
-            venv.env_method("close")
-    finally:
-        venv.close()

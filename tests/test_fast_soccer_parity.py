@@ -1,7 +1,6 @@
-"""``env.backend: fast`` against the sai-mujoco VecEnv it replaces, value for value.
+"""``SoccerVecEnv`` on the fast backend against the same on the sai backend, value for value.
 
-Reference: ``DummyVecEnv([Monitor(make_soccer_env(tasks, slot=i, n_slots=n, ...))])``. Same
-seeds, same random actions; observations, rewards, dones, every info value (sai's fields,
+Same spec, same seeds, same random actions; observations, rewards, dones, every info value (sai's fields,
 ``reward_terms``, ``soccer`` records, ``task``, ``TimeLimit.truncated``,
 ``terminal_observation``, Monitor's return and length) and reset infos must be equal with
 ``==`` (no tolerance) over many steps across terminations, truncations, seedless resets that
@@ -18,8 +17,9 @@ import pytest
 from stable_baselines3.common.monitor import Monitor
 
 from _soccer_fixtures import write_walker
-from soccerlab.envs.soccer.fast import make_soccer_vec_env
-from soccerlab.envs.soccer.fast.soccer_parity import run_soccer_parity
+from soccer_parity import run_soccer_parity
+from soccerlab.envs.soccer import SoccerSpec, WalkerSpec
+from soccerlab.envs.soccer.vec_env import SoccerVecEnv
 from soccerlab.errors import UserError
 
 SHOWDOWN = {"goalie_penalty_kick": 1.0, "obstacle_penalty_kick": 1.0, "kick_to_target": 1.0}
@@ -63,26 +63,33 @@ def test_walker_control_matches_sai(walker, tasks, n_envs, reward, observation):
     _check(rep, tasks, mid_step_ends=True)
 
 
-def test_unsupported_options_are_user_errors(walker):
-    with pytest.raises(UserError, match="would sample tasks at every reset"):
-        make_soccer_vec_env(SHOWDOWN, 2)
-    with pytest.raises(UserError, match="would sample tasks"):
-        make_soccer_vec_env(SHOWDOWN, 3, assignment="sample")
+def test_bad_specs_are_user_errors(walker):
+    with pytest.raises(UserError, match="need at least 3 envs"):
+        SoccerVecEnv(SoccerSpec(SHOWDOWN, backend="fast"), 2)
     with pytest.raises(UserError, match="env.kwargs"):
-        make_soccer_vec_env("kick_to_target", 1, env_kwargs={"team": 1})
+        SoccerSpec("kick_to_target", backend="fast", env_kwargs={"team": 1})
     with pytest.raises(UserError, match="needs a walker"):
-        make_soccer_vec_env("kick_to_target", 1, control="walker")
+        SoccerSpec("kick_to_target", control="walker")
     with pytest.raises(UserError, match="unavailable"):
-        make_soccer_vec_env("goalkeeper", 1)
-    venv = make_soccer_vec_env("penalty_kick", 2, control="walker", walker=walker,
-                               env_kwargs={"max_episode_steps": 20})
+        SoccerSpec("goalkeeper")
+    with pytest.raises(UserError, match="backend"):
+        SoccerSpec("kick_to_target", backend="gpu")
+
+
+@pytest.mark.parametrize("backend", ["fast", "sai"])
+def test_vec_env_plumbing(walker, backend):
+    spec = SoccerSpec("penalty_kick", control="walker", walker=WalkerSpec(walker),
+                      backend=backend, max_episode_steps=20)
+    venv = SoccerVecEnv(spec, 2)
     try:
         assert venv.get_attr("render_mode") == [None, None]
         assert venv.get_attr("task", 1)[0].name == "penalty_kick"
         assert venv.env_is_wrapped(Monitor) == [True, True]
         np.testing.assert_array_equal(venv.get_attr("command_ranges")[0][1], [-0.5, 0.5])
-        for call in (venv.render, venv.get_images, lambda: venv.env_method("close"),
-                     lambda: venv.set_attr("x", 1)):
+        calls = [lambda: venv.env_method("close"), lambda: venv.set_attr("x", 1)]
+        if backend == "fast":
+            calls += [venv.render, venv.get_images]
+        for call in calls:
             with pytest.raises(UserError):
                 call()
         venv.set_options({"anything": 1})

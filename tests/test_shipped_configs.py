@@ -28,7 +28,7 @@ def test_shipped_config_trains(tmp_path, cli, config, tiny_walker):
     if "n_steps" in text:
         extra.append("algo.params.n_steps=32")
     if "tasks:" in text:  # soccer: short episodes, and a tiny walker instead of the real one
-        extra += ["env.max_episode_steps=100", "env.n_envs=3", "env.vec_env=dummy"]
+        extra += ["env.max_episode_steps=100", "env.n_envs=3"]
         if "control: walker" in text:
             extra.append(f"env.walker.path={tiny_walker}")
     res = cli("train", config, f"experiment.output_dir={tmp_path}", *TINY, *extra)

@@ -8,14 +8,14 @@ import mujoco
 import numpy as np
 import pytest
 
-from soccerlab.envs.soccer.observation import (
+from soccerlab.envs.soccer.behaviour.observation import (
     observation_slices,
     projected_gravity,
     quat_rotate_inverse,
     submission_source,
     unified_observation,
 )
-from soccerlab.envs.soccer.submission import Preprocessor, action_function
+from soccerlab.envs.soccer.behaviour.submission import Preprocessor, action_function
 
 # The 86-value layout as SOCCER.md lists it (after 24 joint values and 3 gravity values).
 INFO_ORDER = [
@@ -196,7 +196,7 @@ def test_heading_frame_rotates_relative_vectors_into_the_robot_frame():
     """A robot facing +y (yaw 90 deg) has world -x on its left: a ball 2 m to world -x is at
     heading-frame y = +2, and a world +y velocity is straight ahead. The world-frame layout stays
     untouched; defenders stay absolute."""
-    from soccerlab.envs.soccer.observation import observation_slices
+    from soccerlab.envs.soccer.behaviour.observation import observation_slices
 
     yaw = np.pi / 2
     quat = np.array([0.0, 0.0, np.sin(yaw / 2), np.cos(yaw / 2)])  # x, y, z, w

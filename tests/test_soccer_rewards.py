@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from soccerlab.envs.soccer.rewards import (
+from soccerlab.envs.soccer.behaviour.rewards import (
     RewardTracker,
     ShapingConfig,
     ball_target_distance,
     check_reward_mode,
     potential,
 )
-from soccerlab.envs.soccer.tasks import get_task
+from soccerlab.envs.soccer.behaviour.tasks import get_task
 from soccerlab.errors import UserError
 
 GOALIE, TARGET = get_task("goalie_penalty_kick"), get_task("kick_to_target")

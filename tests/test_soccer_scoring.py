@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from soccerlab.envs.soccer.scoring import aggregate_episodes, batch_scores, episode_score
+from soccerlab.envs.soccer.behaviour.scoring import aggregate_episodes, batch_scores, episode_score
 
 FALL_TERMS = {  # the goalie env's last step after a zero-torque fall (measured)
     "robot_distance_ball": np.float32(0.046022117), "ball_vel_twd_goal": -2.24e-09,
@@ -105,9 +105,10 @@ def test_report_per_task_and_overall():
     ],
 )
 def test_zero_torque_episode_reproduces_reference(task, expected):
-    from soccerlab.envs.soccer.env import SoccerEnv
+    from soccerlab.envs.soccer import SoccerSpec
+    from soccerlab.envs.soccer.vec_env import SoccerGymEnv
 
-    env = SoccerEnv(task)
+    env = SoccerGymEnv(SoccerSpec(task))
     env.reset(seed=0)
     done, info = False, {}
     while not done:

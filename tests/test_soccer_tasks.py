@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from soccerlab.envs.soccer.tasks import (
+from soccerlab.envs.soccer.behaviour.tasks import (
     COMPETITION_TASKS,
     TASKS,
     available_tasks,

@@ -17,7 +17,7 @@ from _soccer_fixtures import (
     write_walker,
 )
 from soccerlab.batching import POLICY_BATCH_MULTIPLE
-from soccerlab.envs.soccer.walker import (
+from soccerlab.envs.soccer.behaviour.walker import (
     JoystickWalker,
     WalkerConfig,
     batch_invariant,
@@ -25,7 +25,7 @@ from soccerlab.envs.soccer.walker import (
     pd_torques,
     scale_command,
 )
-from soccerlab.envs.soccer.walker_load import WalkerSpec, load_walker, resolve_reference
+from soccerlab.envs.soccer.behaviour.walker_load import WalkerSpec, load_walker, resolve_reference
 from soccerlab.errors import UserError
 
 LIMITS = np.array([45, 45, 30, 65, 24, 15] * 2, dtype=float)
@@ -194,7 +194,8 @@ def test_load_walker_from_local_files(walker_files, tmp_path):
     assert walker.num_envs == 2 and walker.config.decimation == 10
     out = walker.policy(torch.ones(1, 47)).numpy()
     np.testing.assert_allclose(out, reference_policy(np.ones((1, 47))), rtol=1e-5)
-    custom = load_walker(WalkerSpec(str(pt), command_ranges=((-0.5, 0.8), (-0.2, 0.2), (-1, 1))))
+    custom = load_walker(WalkerSpec(str(pt), command_ranges={"vx": (-0.5, 0.8), "vy": (-0.2, 0.2),
+                                                             "yaw": (-1, 1)}))
     np.testing.assert_allclose(custom.config.command_ranges[0], [-0.5, 0.8])
     with pytest.raises(UserError, match="walker file not found"):
         load_walker(str(tmp_path / "missing.pt"))
@@ -206,7 +207,34 @@ def test_load_walker_from_local_files(walker_files, tmp_path):
     with pytest.raises(UserError, match=r"expected \(1, 12\)"):
         load_walker(WalkerSpec(str(tmp_path / "wrong.pt"), config=str(walker_files[1])))
     with pytest.raises(UserError, match="command_ranges"):
-        load_walker(WalkerSpec(str(pt), command_ranges=((0.5, 1.0), (-1, 1), (-1, 1))))
+        load_walker(WalkerSpec(str(pt), command_ranges={"vx": (0.5, 1.0)}))
+
+
+def test_partial_command_ranges_keep_the_walker_yaml_for_other_axes(walker_files, tmp_path):
+    """env.walker.command_ranges with only vx: vy and yaw keep the YAML's ranges, not +-1."""
+    from soccerlab.config import config_from_dict
+    from soccerlab.envs.factory import soccer_spec
+
+    pt, _ = walker_files
+    yaml_ranges = load_walker(str(pt)).config.command_ranges
+    assert not np.array_equal(yaml_ranges[1:], [[-1.0, 1.0], [-1.0, 1.0]])  # else no test
+    cfg = config_from_dict({"env": {"tasks": {"kick_to_target": 1}, "control": "walker", "walker": {
+        "path": str(pt), "command_ranges": {"vx": [-0.3, 0.9]}}}})
+    ranges = load_walker(soccer_spec(cfg.env).walker).config.command_ranges
+    np.testing.assert_array_equal(ranges[0], [-0.3, 0.9])
+    np.testing.assert_array_equal(ranges[1:], yaml_ranges[1:])
+
+
+def test_walker_hash_is_checked_and_hub_walkers_must_be_pinned(walker_files):
+    import hashlib
+
+    pt, _ = walker_files
+    digest = hashlib.sha256(pt.read_bytes()).hexdigest()
+    assert load_walker(WalkerSpec(str(pt), sha256=digest.upper())).num_envs == 1
+    with pytest.raises(UserError, match="refusing a different file"):
+        load_walker(WalkerSpec(str(pt), sha256="0" * 64))
+    with pytest.raises(UserError, match="pin it with env.walker.revision"):
+        load_walker("hf://someone/walkers/t1/walker.pt")
 
 
 def test_hf_reference_offline_gives_clear_error_fast(monkeypatch, tmp_path):
@@ -219,7 +247,8 @@ def test_hf_reference_offline_gives_clear_error_fast(monkeypatch, tmp_path):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
     with pytest.raises(UserError, match="unreachable.*local path"):
-        load_walker("hf://someone/walkers/t1/walker.pt", cache_dir=tmp_path)
+        load_walker(WalkerSpec("hf://someone/walkers/t1/walker.pt", revision="a" * 40),
+                    cache_dir=tmp_path)
     assert time.monotonic() - start < 10
     with pytest.raises(UserError, match="expected hf://owner/repo/path"):
         resolve_reference("hf://only-owner/file.pt")

@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video", metavar="OUT.mp4", help="write the episodes to this mp4 file")
     p.add_argument("--width", type=_positive, default=640, help="video width in pixels (default 640)")
     p.add_argument("--height", type=_positive, default=480, help="video height in pixels (default 480)")
+    p.add_argument("--task", help="soccer: the task to play (default: the run's first task)")
     p.set_defaults(fn=cmd_play)
 
     p = sub.add_parser("tasks", help="list the soccer showdown tasks",
@@ -169,9 +170,13 @@ def cmd_play(args: argparse.Namespace) -> int:
 
     loaded = load_policy(args.target, args.env, args.algo)
     predict = model_predictor(loaded.model, args.deterministic)
+    env_cfg = loaded.cfg.env
+    if args.task is not None and (not env_cfg.is_soccer or env_cfg.tasks.get(args.task, 0) <= 0):
+        raise UserError(f"--task {args.task!r}: the run's soccer tasks are "
+                        f"{', '.join(t for t, w in (env_cfg.tasks or {}).items() if w > 0) or 'none'}")
 
     def factory(**kwargs):
-        return env_factory(loaded.cfg.env, **kwargs)()
+        return env_factory(env_cfg, task=args.task, **kwargs)()
 
     if args.video:
         if not args.video.endswith(".mp4"):

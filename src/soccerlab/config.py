@@ -25,6 +25,8 @@ from pydantic import (
 
 from soccerlab.errors import UserError
 
+#: SB3's default discount, where algo.params does not set gamma.
+DEFAULT_GAMMA = 0.99
 
 class _Section(BaseModel):
     """A config section: unknown keys are errors and values are immutable once loaded."""
@@ -65,8 +67,10 @@ class WalkerSection(_Section):
     path: str = Field(description="TorchScript walker: a local .pt or hf://owner/repo/file.pt")
     config: str | None = Field(None, description="Its YAML (default: path with .yaml suffix).")
     command_ranges: dict[Literal["vx", "vy", "yaw"], tuple[float, float]] | None = Field(
-        None, description="Physical ranges for commands -1 and +1 (default: the walker YAML's)."
+        None, description="Physical ranges for commands -1 and +1 (axes not given: the walker YAML's)."
     )
+    revision: str | None = Field(None, description="hf:// walkers: the hub commit to fetch (pins it).")
+    sha256: str | None = Field(None, description="Expected SHA-256 of the .pt file (required for hf:// without revision).")
 
 
 class ShapingSection(_Section):
@@ -100,8 +104,8 @@ class EnvConfig(_Section):
     )
     walker: WalkerSection | None = Field(None, description="Required by control: walker.")
     shaping: ShapingSection = Field(default_factory=ShapingSection)
-    assignment: Literal["auto", "fixed", "sample"] = Field(
-        "auto", description="How multi-task slots get tasks (see docs/soccer.md)."
+    assignment: Literal["auto", "fixed"] = Field(
+        "auto", description="Kept for old configs: every env runs one task, envs shared by weight."
     )
     backend: Literal["sai", "fast"] = Field("sai", description="Soccer simulator backend.")
 
@@ -139,7 +143,7 @@ class EnvConfig(_Section):
     def label(self) -> str:
         """A short filesystem-safe name for the env, used in run paths."""
         if self.tasks is not None:
-            from soccerlab.envs.soccer.tasks import COMPETITION_TASKS
+            from soccerlab.envs.soccer.behaviour.tasks import COMPETITION_TASKS
 
             names = [t for t, w in self.tasks.items() if w > 0]
             label = "showdown" if set(names) == set(COMPETITION_TASKS) else "+".join(names)
@@ -185,6 +189,11 @@ class AlgoConfig(_Section):
     @classmethod
     def _lower(cls, v: str) -> str:
         return v.lower()
+
+    @property
+    def gamma(self) -> float:
+        """The learner's discount (SB3's default where params do not set it)."""
+        return float(self.params.get("gamma", DEFAULT_GAMMA))
 
 
 class ValidationConfig(_Section):
@@ -255,7 +264,7 @@ class Config(_Section):
             if isinstance(shaping, dict) and shaping.get("gamma") is None:
                 algo = data.get("algo") if isinstance(data.get("algo"), dict) else {}
                 params = algo.get("params") if isinstance(algo.get("params"), dict) else {}
-                env["shaping"] = {**shaping, "gamma": params.get("gamma", 0.99)}
+                env["shaping"] = {**shaping, "gamma": params.get("gamma", DEFAULT_GAMMA)}
                 data = {**data, "env": env}
         return data
 

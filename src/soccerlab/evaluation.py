@@ -97,7 +97,7 @@ class EvalReport:
         records = [ep.extra["soccer"] for ep in self.episodes if "soccer" in ep.extra]
         if not records:
             return None
-        from soccerlab.envs.soccer.scoring import aggregate_episodes
+        from soccerlab.envs.soccer.behaviour.scoring import aggregate_episodes
 
         return aggregate_episodes(records, self.task_weights)
 

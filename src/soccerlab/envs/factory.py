@@ -4,10 +4,9 @@ Env constructors are small picklable objects so that SubprocVecEnv workers can b
 a worker also drops to one torch thread (torch's default threading cut sai-mujoco throughput by
 two thirds on a 2-core machine) and ignores Ctrl-C, which the main process handles.
 
-Soccer with ``env.backend: fast``: training and evaluation VecEnvs come from the fast
-simulators (``soccer.fast.make_soccer_vec_env``, the same values as the sai-mujoco DummyVecEnv);
-single envs (``env_factory``: videos, ``soccerlab play``) stay on sai-mujoco, which has the
-same dynamics and can render.
+Soccer: the config's ``env`` section becomes one ``SoccerSpec``; training and evaluation step
+a ``SoccerVecEnv`` over it (all envs in one process, on the spec's backend), and single envs
+(videos, ``soccerlab play``) are its N = 1 case, ``SoccerGymEnv`` (rendered on the sai backend).
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ import importlib
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import gymnasium as gym
@@ -84,127 +84,65 @@ class GymEnvFactory:
         return GymEnvFactory(**{**self.__dict__, **changes})
 
 
-@dataclass(frozen=True)
-class SoccerEnvFactory:
-    """Builds one slot of a soccer vector env (``make_soccer_env``) in a Monitor; picklable."""
+def soccer_spec(env: EnvConfig, **changes: Any):
+    """The ``SoccerSpec`` of a soccer env section (``changes``: fields to replace)."""
+    from soccerlab.envs.soccer.spec import SoccerSpec
 
-    tasks: dict[str, float]
-    control: str
-    reward: str
-    walker: Any  # WalkerSpec | None
-    shaping: Any  # ShapingConfig
-    assignment: str
-    env_kwargs: dict[str, Any]
-    slot: int = 0
-    n_slots: int = 1
-    render_mode: str | None = None
-    camera: Any = None  # CameraSpec | None
-    in_subprocess: bool = False
-    observation: str = "world"
-
-    def __call__(self) -> gym.Env:
-        from soccerlab.envs.soccer import make_soccer_env
-
-        if self.in_subprocess:
-            prepare_worker()
-        env = make_soccer_env(
-            self.tasks, control=self.control, reward=self.reward, walker=self.walker,
-            render_mode=self.render_mode, slot=self.slot, n_slots=self.n_slots,
-            assignment=self.assignment, shaping=self.shaping, camera=self.camera,
-            env_kwargs=self.env_kwargs, observation=self.observation,
-        )
-        return Monitor(env)
-
-
-def soccer_factory(env: EnvConfig, tasks: dict[str, float] | None = None, slot: int = 0,
-                   n_slots: int = 1, render_mode: str | None = None, in_subprocess: bool = False,
-                   width: int | None = None, height: int | None = None) -> SoccerEnvFactory:
-    from soccerlab.envs.soccer import CameraSpec, ShapingConfig, WalkerSpec
-
-    walker = None
-    if env.walker is not None:
-        ranges = None
-        if env.walker.command_ranges:
-            defaults = {"vx": (-1.0, 1.0), "vy": (-1.0, 1.0), "yaw": (-1.0, 1.0)}
-            given = {**defaults, **env.walker.command_ranges}
-            ranges = tuple(tuple(given[k]) for k in ("vx", "vy", "yaw"))
-        walker = WalkerSpec(env.walker.path, env.walker.config, ranges)
-    shaping = ShapingConfig(**env.shaping.model_dump())
-    camera = CameraSpec(width=width, height=height) if width and height else None
-    env_kwargs = dict(env.kwargs)
-    if env.max_episode_steps is not None:
-        env_kwargs["max_episode_steps"] = env.max_episode_steps
-    return SoccerEnvFactory(dict(tasks or env.tasks), env.control, env.reward, walker, shaping,
-                            env.assignment, env_kwargs, slot, n_slots, render_mode, camera,
-                            in_subprocess, env.observation)
+    spec = SoccerSpec.from_config(env)
+    return spec.replace(**changes) if changes else spec
 
 
 def env_factory(env: EnvConfig, render_mode: str | None = None, in_subprocess: bool = False,
-                slot: int = 0, n_slots: int = 1, **render_kwargs: Any) -> Callable[[], gym.Env]:
-    """The constructor of one env (one vector-env slot) of this config."""
+                width: int | None = None, height: int | None = None,
+                task: str | None = None) -> Callable[[], gym.Env]:
+    """The constructor of one env of this config (videos, ``soccerlab play``).
+
+    Soccer: one ``SoccerGymEnv`` of ``task`` (default: the config's first task)."""
     if env.is_soccer:
-        return soccer_factory(env, slot=slot, n_slots=n_slots, render_mode=render_mode,
-                              in_subprocess=in_subprocess, **render_kwargs)
-    kwargs = {**env.kwargs, **render_kwargs}
+        from soccerlab.envs.soccer.backends.render import CameraSpec
+        from soccerlab.envs.soccer.vec_env import SoccerGymEnv
+
+        spec = soccer_spec(env)
+        camera = CameraSpec(width=width, height=height) if width and height else None
+        spec = spec.replace(tasks=task or next(iter(spec.tasks)), camera=camera)
+        return partial(SoccerGymEnv, spec, render_mode)
+    kwargs = dict(env.kwargs)
+    if width and height:
+        kwargs.update(width=width, height=height)
     return GymEnvFactory(env.id, kwargs, env.max_episode_steps, render_mode, in_subprocess)
 
 
-def check_env_config(env: EnvConfig) -> None:
+def check_env_config(env: EnvConfig, n_envs: int | None = None) -> None:
     """Fail early, with one line, on an env the config cannot build."""
     if not env.is_soccer:
         ensure_registered(env.id)
         return
-    from soccerlab.envs.soccer.multitask import normalize_weights
+    if env.vec_env == "subproc":
+        raise UserError("soccer envs run in one process (env.backend: fast is the fast path); "
+                        "set env.vec_env: dummy")
+    spec = soccer_spec(env)
+    spec.slot_tasks(n_envs or env.n_envs)
+    if spec.backend == "fast":
+        from soccerlab.envs.soccer.backends.fast import get_fast_task
 
-    normalize_weights(env.tasks)
-    if env.backend == "fast":
-        check_fast_backend(env)
-    if env.walker is not None:
+        for task in spec.tasks:
+            get_fast_task(task)
+    if spec.walker is not None:
         from soccerlab.envs.soccer import load_walker
 
-        load_walker(soccer_factory(env).walker, 1)  # a missing or broken walker fails here
-
-
-def check_fast_backend(env: EnvConfig, n_envs: int | None = None, vec_env: str | None = None,
-                       tasks: dict[str, float] | None = None) -> None:
-    """UserError for what ``env.backend: fast`` does not support (see ``soccer.fast``)."""
-    from soccerlab.envs.soccer.fast import get_fast_task
-    from soccerlab.envs.soccer.fast.soccer_vec_env import slot_plan
-
-    if (vec_env or env.vec_env) == "subproc":
-        raise UserError("env.backend: fast steps all envs in one process (physics in native "
-                        "threads); set env.vec_env: dummy, or use env.backend: sai")
-    if env.kwargs:
-        raise UserError(f"env.backend: fast replicates the registered sai-mujoco envs only; "
-                        f"env.kwargs {sorted(env.kwargs)} need env.backend: sai")
-    weights = dict(tasks or env.tasks or {})
-    for task, weight in weights.items():
-        if weight > 0:
-            get_fast_task(task)
-    slot_plan(weights, n_envs or env.n_envs, env.assignment)
-
-
-def fast_soccer_vec_env(env: EnvConfig, n_envs: int, tasks: dict[str, float] | None = None,
-                        vec_env: str | None = None) -> VecEnv:
-    """The fast backend's VecEnv of ``n_envs`` soccer envs (``tasks`` overrides env.tasks)."""
-    from soccerlab.envs.soccer.fast import make_soccer_vec_env
-
-    check_fast_backend(env, n_envs, vec_env, tasks)
-    f = soccer_factory(env, tasks=tasks)
-    return make_soccer_vec_env(f.tasks, n_envs, control=f.control, reward=f.reward,
-                               walker=f.walker, shaping=f.shaping, assignment=f.assignment,
-                               env_kwargs=f.env_kwargs, observation=f.observation)
+        load_walker(spec.walker, 1)  # a missing or broken walker fails here
 
 
 def make_vec_env(env: EnvConfig, n_envs: int, seed: int | None, vec_env: str | None = None) -> VecEnv:
     """A VecEnv of ``n_envs`` slots, seeded ``seed + i`` at the first reset (no normalisation)."""
     venv: VecEnv
-    if env.is_soccer and env.backend == "fast":
-        venv = fast_soccer_vec_env(env, n_envs, vec_env=vec_env)
+    if env.is_soccer:
+        from soccerlab.envs.soccer.vec_env import SoccerVecEnv
+
+        venv = SoccerVecEnv(soccer_spec(env), n_envs)
     else:
         subproc = (vec_env or env.vec_env) == "subproc" and n_envs > 1
-        fns = [env_factory(env, in_subprocess=subproc, slot=i, n_slots=n_envs)
-               for i in range(n_envs)]
+        fns = [env_factory(env, in_subprocess=subproc) for _ in range(n_envs)]
         venv = SubprocVecEnv(fns) if subproc else DummyVecEnv(fns)
     if seed is not None:
         venv.seed(seed)
@@ -216,7 +154,7 @@ def make_training_env(cfg: Config, seed: int) -> VecEnv:
     venv = make_vec_env(cfg.env, cfg.env.n_envs, seed)
     norm = cfg.env.normalize
     if norm is not None:
-        venv = wrap_normalize(venv, norm, gamma=float(cfg.algo.params.get("gamma", 0.99)))
+        venv = wrap_normalize(venv, norm, gamma=cfg.algo.gamma)
     return venv
 
 
@@ -227,14 +165,10 @@ def eval_suite(cfg: Config) -> list[tuple[str, Callable[[int], VecEnv]]]:
     if not cfg.env.is_soccer:
         return [(str(cfg.env.id), lambda n: make_vec_env(cfg.env, n, seed=None, vec_env="dummy"))]
 
-    def task_env(task: str) -> Callable[[int], VecEnv]:
-        if cfg.env.backend == "fast":
-            return lambda n: fast_soccer_vec_env(cfg.env, n, tasks={task: 1.0}, vec_env="dummy")
-        return lambda n: DummyVecEnv([soccer_factory(cfg.env, tasks={task: 1.0}) for _ in range(n)])
+    from soccerlab.envs.soccer.vec_env import SoccerVecEnv
 
-    from soccerlab.envs.soccer.multitask import normalize_weights
-
-    return [(task, task_env(task)) for task in normalize_weights(cfg.env.tasks)]
+    spec = soccer_spec(cfg.env)
+    return [(task, partial(SoccerVecEnv, spec.replace(tasks=task))) for task in spec.tasks]
 
 
 def wrap_normalize(venv: VecEnv, norm: NormalizeConfig, gamma: float) -> VecNormalize:

@@ -82,7 +82,7 @@ class TrainingScores(BaseCallback):
         return True
 
     def _on_rollout_end(self) -> None:
-        from soccerlab.envs.soccer.scoring import aggregate_episodes
+        from soccerlab.envs.soccer.behaviour.scoring import aggregate_episodes
 
         episodes = [rec for recs in self.records.values() for rec in recs]
         if not episodes:

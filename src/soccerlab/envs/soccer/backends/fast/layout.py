@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from soccerlab.envs.soccer.fast.tasks import FastTask
+from soccerlab.envs.soccer.backends.fast.tasks import FastTask
 
 # Contact categories (bit flags) for a (geom1, geom2) pair.
 BALL_ROBOT = 1

@@ -1,6 +1,6 @@
 """The unified 89-dim soccer observation, as pure functions over single observations and batches.
 
-All of it delegates to :class:`soccerlab.envs.soccer.submission.Preprocessor`, the class a SAI
+All of it delegates to :class:`soccerlab.envs.soccer.behaviour.submission.Preprocessor`, the class a SAI
 submission ships, so training and submission compute the same numbers from the same code.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from soccerlab.envs.soccer.submission import Preprocessor
+from soccerlab.envs.soccer.behaviour.submission import Preprocessor
 
 UNIFIED_OBS_SIZE: int = Preprocessor.OBS_SIZE
 

@@ -8,7 +8,7 @@ observation's one-hot follows it): ``goalie_penalty_kick`` (0), ``obstacle_penal
 the keeper (same reward terms, same goal-box success, 1000-step limit), so it is scored with the
 goalie weights and gets the goalie one-hot ``[1, 0, 0]``: a policy trained on it starts from the
 task it is a simpler version of. Its raw observation has 39 values, like ``kick_to_target``, so
-the task can't be inferred from the raw size: our env wrappers always pass the one-hot index
+the task can't be inferred from the raw size: soccerlab's envs always pass the one-hot index
 explicitly.
 
 ``goalkeeper`` (LowerT1GoalKeeper-v0) is listed but unavailable: it crashes at construction in
@@ -22,9 +22,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from soccerlab.envs.soccer.behaviour.submission import Preprocessor
 from soccerlab.errors import UserError
 
-UNIFIED_OBS_SIZE = 89
+UNIFIED_OBS_SIZE = Preprocessor.OBS_SIZE
 
 #: Competition weights of the goalie and obstacle penalty kicks (the website's formula).
 PENALTY_KICK_WEIGHTS: Mapping[str, float] = MappingProxyType(
@@ -182,11 +183,6 @@ def get_task(name: str) -> SoccerTask:
 def available_tasks() -> tuple[str, ...]:
     """Names of the tasks that can be built, in registry order."""
     return tuple(name for name, task in TASKS.items() if task.available)
-
-
-def task_by_onehot_index(index: int) -> SoccerTask:
-    """The competition task whose one-hot slot is ``index`` (0, 1 or 2)."""
-    return get_task(COMPETITION_TASKS[index])
 
 
 def _format_weights(weights: Mapping[str, float]) -> str:

@@ -1,4 +1,5 @@
-"""``FastSoccerVecEnv``: the SB3 ``VecEnv`` face of ``FastSoccerSim``.
+"""``FastSoccerVecEnv``: raw ``FastSoccerSim`` behind SB3's ``VecEnv`` (for
+``sim_throughput.py``'s ``fast_vec`` rows: the cost of the VecEnv plumbing alone).
 
 Same semantics as ``DummyVecEnv([lambda: gym.make(id)] * n)``: auto-reset of finished envs,
 ``terminal_observation`` and ``TimeLimit.truncated`` in their info, seeds from ``seed()`` used
@@ -21,8 +22,8 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
-from soccerlab.envs.soccer.fast.compute import BOOL_TERMS, INFO_KEYS
-from soccerlab.envs.soccer.fast.sim import FastSoccerSim, StepArrays
+from soccerlab.envs.soccer.backends.base import BOOL_TERMS, INFO_KEYS, StepArrays
+from soccerlab.envs.soccer.backends.fast.sim import FastSoccerSim
 from soccerlab.errors import UserError
 
 _ATTRS = ("render_mode", "observation_space", "action_space", "spec", "np_random",

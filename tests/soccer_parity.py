@@ -1,8 +1,7 @@
-"""Lock-step comparison of ``SoccerVecEnv`` with the sai-mujoco VecEnv it replaces.
+"""Lock-step comparison of ``SoccerVecEnv`` on the fast backend with the same on sai.
 
-The reference is exactly what the sai backend trains on:
-``DummyVecEnv([Monitor(make_soccer_env(tasks, slot=i, n_slots=n, ...)) for i in range(n)])``.
-Both get the same seeds and the same random actions; observations, rewards, dones, every info
+Both run one ``SoccerSpec``, ``backend`` aside, and get the same seeds and the same random
+actions; observations, rewards, dones, every info
 value (sai's fields, ``reward_terms``, ``soccer``, ``task``, ``TimeLimit.truncated``,
 ``terminal_observation``, Monitor's return and length) and ``reset_infos`` are compared with
 ``==`` (NaN equals NaN; no tolerance). Used by ``tests/test_fast_soccer_parity.py`` and
@@ -14,15 +13,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import numpy as np
-from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from stable_baselines3.common.vec_env import VecEnv
 
-from soccerlab.envs.soccer.fast.soccer_vec_env import make_soccer_vec_env
-from soccerlab.envs.soccer.multitask import make_soccer_env
+from soccerlab.envs.soccer import SoccerSpec, WalkerSpec
+from soccerlab.envs.soccer.vec_env import SoccerVecEnv
 
 
 @dataclass
@@ -56,15 +53,6 @@ def same(a: Any, b: Any) -> bool:
     if x.dtype.kind in "fc" or y.dtype.kind in "fc":
         return bool(np.array_equal(x.astype(np.float64), y.astype(np.float64), equal_nan=True))
     return bool(np.array_equal(x, y))
-
-
-def _slot_env(tasks: Any, slot: int, n: int, kwargs: dict[str, Any]) -> Monitor:
-    return Monitor(make_soccer_env(tasks, slot=slot, n_slots=n, **kwargs))
-
-
-def reference_vec_env(tasks: str | Mapping[str, float], n_envs: int, **kwargs: Any) -> DummyVecEnv:
-    """The sai backend's VecEnv: one ``Monitor(make_soccer_env(...))`` per slot."""
-    return DummyVecEnv([partial(_slot_env, tasks, i, n_envs, kwargs) for i in range(n_envs)])
 
 
 def compare_infos(rep: SoccerParityReport, where: str, ref: dict[str, Any],
@@ -109,20 +97,20 @@ def run_soccer_parity(tasks: str | Mapping[str, float], n_envs: int, steps: int,
                       observation: str = "world", max_episode_steps: int | None = None, seed: int = 0, action_seed: int = 1,
                       action_scale: float = 1.0, reseed_at: int | None = None,
                       max_mismatches: int = 5) -> SoccerParityReport:
-    """Step the fast VecEnv and the sai DummyVecEnv side by side; report differences.
+    """Step the fast and the sai ``SoccerVecEnv`` side by side; report differences.
 
     Actions are uniform in ``action_scale`` x [-1, 1]. ``reseed_at``: at that step both are
     reseeded (env i with ``seed + 100 + i``, as ``evaluation.run_episodes`` does) and reset.
     """
-    kwargs: dict[str, Any] = {"control": control, "reward": reward, "walker": walker,
-                              "observation": observation}
-    if max_episode_steps is not None:
-        kwargs["env_kwargs"] = {"max_episode_steps": max_episode_steps}
-    ref: VecEnv = reference_vec_env(tasks, n_envs, **kwargs)
+    spec = SoccerSpec(tasks, control=control, reward=reward, observation=observation,
+                      walker=walker if isinstance(walker, WalkerSpec) or not walker
+                      else WalkerSpec(walker),
+                      max_episode_steps=max_episode_steps)
+    ref: VecEnv = SoccerVecEnv(spec.replace(backend="sai"), n_envs)
     fast: VecEnv | None = None
     rep = SoccerParityReport()
     try:
-        fast = make_soccer_vec_env(tasks, n_envs, **kwargs)
+        fast = SoccerVecEnv(spec.replace(backend="fast"), n_envs)
         decimation = 10 if control == "walker" else 1
         rng = np.random.default_rng(action_seed)
         shape = (n_envs, *fast.action_space.shape)

@@ -46,8 +46,8 @@ from typing import Any
 
 import numpy as np
 
-from soccerlab.envs.soccer.submission import Preprocessor
-from soccerlab.envs.soccer.tasks import SoccerTask
+from soccerlab.envs.soccer.behaviour.submission import Preprocessor
+from soccerlab.envs.soccer.behaviour.tasks import SoccerTask
 from soccerlab.errors import UserError
 
 REWARD_MODES: tuple[str, ...] = ("env", "competition", "shaped", "progress")
@@ -166,10 +166,6 @@ class RewardTracker:
     ):
         self.mode = check_reward_mode(mode)
         self.shaping = shaping or ShapingConfig()
-        self.set_tasks(tasks)
-
-    def set_tasks(self, tasks: Sequence[SoccerTask]) -> None:
-        """Change the per-env tasks (e.g. when a multi-task slot switches task on reset)."""
         self.use_target = np.array([t.ball_target == "target" for t in tasks], dtype=bool)
         self.phi = np.zeros(len(self.use_target))
 

@@ -35,8 +35,8 @@ import torch
 import yaml
 
 from soccerlab.batching import pad_rows
-from soccerlab.envs.soccer.observation import projected_gravity
-from soccerlab.envs.soccer.robot import ENV_DT, JOINT_NAMES, NUM_JOINTS, TORQUE_LIMITS
+from soccerlab.envs.soccer.behaviour.observation import projected_gravity
+from soccerlab.envs.soccer.behaviour.robot import ENV_DT, JOINT_NAMES, NUM_JOINTS, TORQUE_LIMITS
 from soccerlab.errors import UserError
 
 WALKER_OBS_SIZE = 47

@@ -25,13 +25,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import gymnasium as gym
 import numpy as np
 from gymnasium.utils import seeding
 
-from soccerlab.envs.soccer.fast.layout import Layout
-from soccerlab.envs.soccer.fast.physics import get_state
-from soccerlab.envs.soccer.fast.tasks import FastTask
+from soccerlab.envs.soccer.backends.fast.layout import Layout
+from soccerlab.envs.soccer.backends.fast.physics import get_state
+from soccerlab.envs.soccer.backends.fast.tasks import FastTask
+from soccerlab.envs.soccer.backends.sai import make_sai_env
 from soccerlab.errors import UserError
 
 RESET_MODES = ("replay", "sai")
@@ -45,13 +45,6 @@ class EpisodeStart:
     geom_pos: np.ndarray | None  # obstacle: defender geom_pos rows (MjModel; they collide)
     site_pos: np.ndarray | None  # site_pos of the target site (MjModel; no physical effect)
     goal_pos: np.ndarray  # kick_to_target's goal_pos (zeros otherwise)
-
-
-def make_sai_env(env_id: str) -> gym.Env:
-    """``gym.make`` after registering sai-mujoco's environments."""
-    import sai_mujoco  # noqa: F401 - registers the envs
-
-    return gym.make(env_id)
 
 
 class SaiResetter:

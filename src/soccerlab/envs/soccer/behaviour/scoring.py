@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from soccerlab.envs.soccer.tasks import SoccerTask, get_task
+from soccerlab.envs.soccer.behaviour.tasks import SoccerTask, get_task
 
 TaskLike = str | SoccerTask
 

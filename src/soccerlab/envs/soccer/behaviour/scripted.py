@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from soccerlab.envs.soccer.observation import quat_rotate_inverse
-from soccerlab.envs.soccer.walker import command_to_action
+from soccerlab.envs.soccer.behaviour.observation import quat_rotate_inverse
+from soccerlab.envs.soccer.behaviour.walker import command_to_action
 
 
 def ball_in_robot_frame(info: Mapping[str, Any]) -> np.ndarray:

@@ -37,7 +37,7 @@ import mujoco
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from soccerlab.envs.soccer.fast.layout import Layout
+from soccerlab.envs.soccer.backends.fast.layout import Layout
 
 GATHERED = ("qpos", "qvel", "sensordata", "site_xpos", "cdof")
 _SPAN_GAP = 16384  # bytes: fields closer than this are copied together (one copy per instance)

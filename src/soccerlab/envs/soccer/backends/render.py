@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from soccerlab.envs.soccer.submission import Preprocessor
+from soccerlab.envs.soccer.behaviour.submission import Preprocessor
 
 
 @dataclass(frozen=True)

@@ -13,30 +13,23 @@ column gathers and one subtraction give every info vector and the observation's 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from soccerlab.envs.soccer.fast.layout import BALL_OBSTACLE, BALL_ROBOT, Layout
-from soccerlab.envs.soccer.fast.tasks import FastTask
+from soccerlab.envs.soccer.backends.base import (  # noqa: F401 - re-exported
+    BOOL_TERMS,
+    INFO_FIELD,
+    INFO_KEYS,
+    INFO_SENSORS,
+)
+from soccerlab.envs.soccer.backends.fast.layout import BALL_OBSTACLE, BALL_ROBOT, Layout
+from soccerlab.envs.soccer.backends.fast.tasks import FastTask
 
 OBSTACLE_GOAL_RADIUS = 0.3  # ObstaclePenaltyKick_v0.ball_inside_goal threshold
 TARGET_RADIUS = 0.4  # KickToTarget_v0._is_success threshold
 
-INFO_FIELD = ("length", "width", "goal_width", "goal_height", "goal_depth")
-INFO_DIFF = (  # float64 info vectors, all "a - b"
-    "goal_team_0_rel_robot", "goal_team_1_rel_robot", "goal_team_0_rel_ball",
-    "goal_team_1_rel_ball", "ball_xpos_rel_robot", "ball_velp_rel_robot", "ball_velr_rel_robot",
-    "goalkeeper_team_0_xpos_rel_robot", "goalkeeper_team_0_velp_rel_robot",
-    "goalkeeper_team_1_xpos_rel_robot", "goalkeeper_team_1_velp_rel_robot",
-    "target_xpos_rel_robot", "target_velp_rel_robot", "defender_xpos",
-)
-INFO_SENSORS = ("robot_accelerometer", "robot_gyro", "robot_velocimeter", "robot_quat")
-INFO_KEYS = (
-    *INFO_FIELD, *INFO_DIFF[:7], "player_team", *INFO_SENSORS, *INFO_DIFF[7:], "success",
-)
-BOOL_TERMS = frozenset({"offside", "robot_fallen", "goal_scored", "ball_blocked", "success"})
-# ^ reward_terms sai returns as Python bools; here they are 0.0 / 1.0 float64 columns
 ROT_ORDERS = ((0, 1, 2), (0, 2, 1), (1, 2, 0))  # (a + b) + c, (a + c) + b, (b + c) + a
 
 
@@ -57,10 +50,44 @@ class Episodes:
         self.goal_pos = np.zeros((self.n, 3))
 
 
+@functools.cache
+def blas_dot3_is_sequential(trials: int = 4000, seed: int = 0) -> bool:
+    """Whether BLAS ``ddot`` of two 3-vectors (``np.dot``, ``np.linalg.norm``) is the plain
+    sequential ``(a0*b0 + a1*b1) + a2*b2`` on this machine.
+
+    It depends on the OpenBLAS kernel chosen for the CPU: some sum sequentially, others use
+    fused multiply-adds (measured on an AVX-512 AMD EPYC: ``fma(a2, b2, fma(a1, b1, a0*b0))``),
+    which numpy cannot express. ``dot3`` then falls back to one ``np.dot`` per row.
+    """
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(trials, 3)) * 10.0 ** rng.uniform(-3, 2, (trials, 3))
+    b = rng.normal(size=(trials, 3)) * 10.0 ** rng.uniform(-3, 2, (trials, 3))
+    ref = np.array([np.dot(x, y) for x, y in zip(a, b, strict=True)])
+    p = a * b
+    return bool(np.array_equal((p[:, 0] + p[:, 1]) + p[:, 2], ref))
+
+
+def dot3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.dot`` of each row pair of (N, 3) arrays (``b`` may be one (3,) vector), bit for bit
+    as numpy computes it for one pair of 3-vectors (see ``blas_dot3_is_sequential``)."""
+    if blas_dot3_is_sequential():
+        p = a * b
+        return (p[:, 0] + p[:, 1]) + p[:, 2]
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    b = np.ascontiguousarray(np.broadcast_to(b, a.shape), dtype=np.float64)
+    return np.array([np.dot(x, y) for x, y in zip(a, b, strict=True)], dtype=np.float64)
+
+
 def norm3(v: np.ndarray) -> np.ndarray:
-    """``np.linalg.norm`` of each row of an (N, 3) array, summed like numpy sums 3 terms."""
-    x, y, z = v[:, 0], v[:, 1], v[:, 2]
-    return np.sqrt((x * x + y * y) + z * z)
+    """``np.linalg.norm(row)`` of each row of an (N, 3) array: ``sqrt(dot(row, row))``."""
+    return np.sqrt(dot3(v, v))
+
+
+def norm3_axis(v: np.ndarray) -> np.ndarray:
+    """``np.linalg.norm(v, axis=-1)`` of an (N, 3) array: numpy then sums the squares with
+    ``add.reduce`` (sequential for 3 terms), not with BLAS."""
+    sq = v * v
+    return np.sqrt((sq[:, 0] + sq[:, 1]) + sq[:, 2])
 
 
 def goal_box(goal: np.ndarray, lay: Layout) -> tuple[np.ndarray, np.ndarray]:
@@ -299,7 +326,7 @@ class Kernels:
             return (ball[:, :2] >= self._box_low).all(axis=1) & (ball < self._box_high).all(axis=1)
         if task.defenders:  # ObstaclePenaltyKick_v0.ball_inside_goal
             return norm3(F[:, self.target_cols] - ball) < OBSTACLE_GOAL_RADIUS
-        return norm3(ball - ep.goal_pos) < TARGET_RADIUS  # KickToTarget_v0._is_success
+        return norm3_axis(ball - ep.goal_pos) < TARGET_RADIUS  # KickToTarget_v0._is_success
 
     def observe(self, ep: Episodes) -> None:
         """Fill ``obs`` and ``info`` (sai-mujoco ``_get_obs`` and ``_get_info``)."""
@@ -329,14 +356,10 @@ class Kernels:
                 ep.ball_hits += new
                 T[:, c["ball_hits"]] = self.log1p(np.maximum(0, ep.ball_hits - 1))
                 self._hits_stale = False
-            rel = self.D[:, self._diff_slices["ball_xpos_rel_robot"]]
-            sq = rel * rel
-            dist = np.sqrt((sq[:, 0] + sq[:, 1]) + sq[:, 2])
+            dist = norm3(self.D[:, self._diff_slices["ball_xpos_rel_robot"]])
             scaled = 1 - np.tanh(dist.astype(np.float32))
             T[:, c["robot_distance_ball"]] = np.where(ep.ball_hits > 0, 1.5, scaled)
-            p = F[:, self._bvel_cols] * self.normal  # -np.dot(ball_velp, normal)
-            vel = p[:, 0] + p[:, 1]
-            vel += p[:, 2]
+            vel = dot3(F[:, self._bvel_cols], self.normal)  # sai: -np.dot(ball_velp, normal)
             # not np.negative(..., out=strided column): numpy 2.4.6 computes that wrongly
             # for a 64-byte stride (T has 8 columns in the obstacle task)
             T[:, c["ball_vel_twd_goal"]] = -vel
@@ -354,7 +377,7 @@ class Kernels:
         else:
             T[:, c["offside"]] = outside
             T[:, c["success"]] = inside
-            T[:, c["distance"]] = np.exp(-norm3(ball - ep.goal_pos))
+            T[:, c["distance"]] = np.exp(-norm3_axis(ball - ep.goal_pos))
             T[:, c["robot_distance_ball"]] = 1 - np.tanh(
                 norm3(self.D[:, self._diff_slices["ball_xpos_rel_robot"]]))
             done = nan | outside | inside

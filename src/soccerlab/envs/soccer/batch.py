@@ -1,17 +1,19 @@
-"""``SoccerBatch``: N ``SoccerEnv`` slots on fast simulators, as arrays.
+"""``SoccerBatch``: the soccer behaviour, written once, for N envs over a physics backend.
 
-What ``[make_soccer_env(...) for each slot]`` computes on sai-mujoco, here for all slots at
-once and with the same code where it matters: the unified observation is
-``submission.Preprocessor`` on a batch, torques come from ``submission.action_function`` or
-one batched ``JoystickWalker`` (one policy forward pass per 50 Hz tick for every slot, PD at
-every physics step), rewards from ``rewards.RewardTracker`` and scores from
-``scoring.episode_score``. Slots of one task share one ``FastSoccerSim``; several tasks give
-several simulators, stepped one after the other.
+A ``SoccerSpec`` says what to run; a backend (``backends.base.TaskPhysics``: the fast
+simulator or a stack of sai-mujoco envs, one per task group) steps the physics. Everything
+soccer happens here, on arrays, with the behaviour's pure functions: the unified observation is
+``submission.Preprocessor`` on a batch, torques come from ``submission.action_function`` or one
+batched ``JoystickWalker`` (one policy forward pass per 50 Hz tick for every env, PD at every
+physics step), rewards from ``rewards.RewardTracker`` and scores from ``scoring.episode_score``.
+Envs of one task share one backend object; several tasks give several, stepped in turn.
+``vec_env.SoccerVecEnv`` (SB3) and ``vec_env.SoccerGymEnv`` (one env: play, videos) are thin
+adapters over this class.
 
-Walker control runs ``decimation`` physics steps per agent step. A slot whose episode ends at
-inner step k < decimation keeps being stepped with zero torques (its results are discarded):
-its observation, info, reward terms, summed env reward and length are those of step k, as in
-``SoccerEnv``, and it is reset at the end of the agent step, exactly once, like sai's.
+Walker control runs ``decimation`` physics steps per agent step. An env whose episode ends at
+inner step k < decimation is stepped on with zero torques (its results are discarded): its
+observation, info, reward terms, summed env reward and length are those of step k, and it is
+reset at the end of the agent step, exactly once.
 """
 
 from __future__ import annotations
@@ -24,15 +26,15 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from soccerlab.envs.soccer.env import CONTROLS
-from soccerlab.envs.soccer.fast.compute import BOOL_TERMS, INFO_KEYS
-from soccerlab.envs.soccer.fast.sim import FastSoccerSim
-from soccerlab.envs.soccer.rewards import RewardTracker, ShapingConfig, check_reward_mode
-from soccerlab.envs.soccer.robot import NUM_JOINTS
-from soccerlab.envs.soccer.scoring import episode_score
-from soccerlab.envs.soccer.submission import Preprocessor, action_function
-from soccerlab.envs.soccer.tasks import SoccerTask, get_task
-from soccerlab.envs.soccer.walker import JoystickWalker, batch_invariant, scale_command
+from soccerlab.envs.soccer.backends.base import BOOL_TERMS, INFO_KEYS, TaskPhysics, make_physics
+from soccerlab.envs.soccer.behaviour.rewards import RewardTracker
+from soccerlab.envs.soccer.behaviour.robot import NUM_JOINTS
+from soccerlab.envs.soccer.behaviour.scoring import episode_score
+from soccerlab.envs.soccer.behaviour.submission import Preprocessor, action_function
+from soccerlab.envs.soccer.behaviour.tasks import SoccerTask, get_task
+from soccerlab.envs.soccer.behaviour.walker import JoystickWalker, batch_invariant, scale_command
+from soccerlab.envs.soccer.behaviour.walker_load import load_walker
+from soccerlab.envs.soccer.spec import SoccerSpec
 from soccerlab.errors import UserError
 
 #: The info keys ``Preprocessor.modify_state`` reads.
@@ -63,7 +65,8 @@ def term_dicts(terms: dict[str, np.ndarray], rows: np.ndarray) -> list[dict[str,
 
 def episode_record(task: SoccerTask, terms: dict[str, Any], success: bool, fallen: bool,
                    length: int) -> dict[str, Any]:
-    """``info["soccer"]`` of an episode (``SoccerEnv.episode_record``) from its last step."""
+    """``info["soccer"]`` of an episode from its last step: task, score, score components,
+    success, fallen, length (env steps)."""
     score, components = episode_score(terms, task)
     return {"task": task.name, "score": score, "components": components,
             "success": bool(success), "fallen": bool(fallen), "length": int(length)}
@@ -71,8 +74,8 @@ def episode_record(task: SoccerTask, terms: dict[str, Any], success: bool, falle
 
 def fallen_flags(terms: dict[str, np.ndarray], height: np.ndarray, min_height: float
                  ) -> np.ndarray:
-    """``SoccerEnv._fallen`` per row: the ``robot_fallen`` term where the task has one, else
-    sai's ``has_robot_fallen`` on the IMU height."""
+    """Whether each row's robot has fallen: the ``robot_fallen`` term where the task has one
+    (penalty kicks), else sai's ``has_robot_fallen`` on the IMU height (kick_to_target)."""
     if "robot_fallen" in terms:
         return terms["robot_fallen"].astype(bool)
     return ~(min_height < height)
@@ -93,7 +96,7 @@ class Group:
     task: SoccerTask
     index: np.ndarray  # global slot numbers, increasing
     slots: slice | np.ndarray  # the same, as a slice where contiguous
-    sim: FastSoccerSim
+    sim: TaskPhysics
     preprocessor: Preprocessor
     rewards: RewardTracker
 
@@ -116,9 +119,9 @@ class BatchStep:
 
     Attributes:
         obs: (N, 89) float32, the next observations (a new episode's first where it ended).
-        reward: (N,) float64 training reward (what ``SoccerEnv.step`` returns, as a float).
+        reward: (N,) float64 training reward.
         terminated, truncated: (N,) bool.
-        infos: per slot, the ``SoccerEnv`` info: the requested sai info keys (and
+        infos: per env: the requested sai info keys (and
             ``reward_terms``), ``soccer`` where the episode ended, ``task``.
         terminal_obs: slot -> its episode's last observation (89,), where it ended.
         reset_infos: slot -> the new episode's reset info, where it ended.
@@ -133,14 +136,14 @@ class BatchStep:
     reset_infos: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
-def _snapshot(sim: FastSoccerSim, j: int) -> dict[str, Any]:
+def _snapshot(sim: TaskPhysics, j: int) -> dict[str, Any]:
     a = sim.arrays
     return {"obs": a.obs[j].copy(), "info": {k: v[j].copy() for k, v in a.info.items()},
             "terms": {k: v[j] for k, v in a.terms.items()}, "terminated": a.terminated[j],
             "truncated": a.truncated[j], "height": sim.robot_height[j]}
 
 
-def _final(sim: FastSoccerSim, snaps: dict[int, dict[str, Any]]) -> Final:
+def _final(sim: TaskPhysics, snaps: dict[int, dict[str, Any]]) -> Final:
     """The simulator's live arrays, or copies with the snapshotted rows written back."""
     a = sim.arrays
     if not snaps:
@@ -160,64 +163,58 @@ def _final(sim: FastSoccerSim, snaps: dict[int, dict[str, Any]]) -> Final:
 
 
 class SoccerBatch:
-    """N soccer slots (``slot_tasks[i]`` is slot i's task) stepped as arrays.
+    """N soccer envs of one ``SoccerSpec``, stepped as arrays (see the module docstring).
 
     Args:
-        slot_tasks: Task name of every slot (e.g. from ``multitask.plan_slots``).
-        control: ``"torque"`` or ``"walker"``.
-        reward: ``"env"``, ``"competition"``, ``"shaped"`` or ``"progress"``.
-        walker: A ``JoystickWalker`` for N envs (walker control). If its policy is not
-            ``batch_invariant``, it is switched to one forward pass per env (with a warning).
-        shaping: Parameters of the ``shaped`` reward.
-        max_episode_steps: TimeLimit in env steps (default: the registered one).
-        info_keys: sai info keys copied into each slot's info dict: ``"all"`` (every key plus
+        spec: What to run. Env i runs ``spec.slot_tasks(n_envs)[i]``.
+        n_envs: Number of envs.
+        walker: A ``JoystickWalker`` for ``n_envs`` envs to use instead of loading
+            ``spec.walker`` (walker control). If its policy is not ``batch_invariant``, it is
+            switched to one forward pass per env (with a warning).
+        info_keys: sai info keys copied into each env's info dict: ``"all"`` (every key plus
             ``reward_terms``, like sai-mujoco) or a list (which may name ``reward_terms``).
-        n_threads, reset_mode: See ``FastSoccerSim``.
-        observation: Frame of the unified observation's relative vectors: ``"world"`` or
-            ``"heading"`` (see ``Preprocessor``).
+        **backend_options: Passed to the backend (fast: ``n_threads``, ``reset_mode``).
     """
 
-    def __init__(self, slot_tasks: Sequence[str], control: str = "torque", reward: str = "env",
-                 walker: JoystickWalker | None = None, shaping: ShapingConfig | None = None,
-                 max_episode_steps: int | None = None, info_keys: str | Sequence[str] = "all",
-                 n_threads: int | None = None, reset_mode: str = "replay",
-                 observation: str = "world") -> None:
-        if control not in CONTROLS:
-            raise UserError(f"unknown control '{control}' (choose one of: {', '.join(CONTROLS)})")
-        self.n = n = len(slot_tasks)
-        if n < 1:
-            raise UserError("the fast soccer backend needs at least one env")
-        check_reward_mode(reward)
-        self.control = control
-        self.walker = walker
-        if control == "walker":
-            if walker is None or walker.num_envs != n:
+    def __init__(self, spec: SoccerSpec, n_envs: int, *, walker: JoystickWalker | None = None,
+                 info_keys: str | Sequence[str] = "all", **backend_options: Any) -> None:
+        self.spec = spec
+        self.slot_tasks = spec.slot_tasks(n_envs)
+        self.n = n = len(self.slot_tasks)
+        self.control = spec.control
+        self.info_keys, self.with_terms = _check_info_keys(info_keys)
+        self.walker = None
+        if spec.control == "walker":
+            self.walker = walker = walker or load_walker(spec.walker, n)
+            if walker.num_envs != n:
                 raise ValueError(f"walker control needs a JoystickWalker for {n} envs")
             if not walker.per_row and not batch_invariant(walker.policy, n):
                 warnings.warn("the walker policy's outputs depend on the batch they are computed "
-                              "in; running one forward pass per env to stay identical to "
-                              "single-env walkers (slower)", stacklevel=2)
+                              "in; running one forward pass per env to keep each env's actions "
+                              "independent of the others (slower)", stacklevel=2)
                 walker.per_row = True
-        self.info_keys, self.with_terms = _check_info_keys(info_keys)
-        tasks = [get_task(t) for t in slot_tasks]
-        self.slot_tasks = [t.name for t in tasks]
+        if spec.backend == "sai":
+            backend_options.setdefault("camera", spec.camera)
         self.groups: list[Group] = []
         try:
             for name in dict.fromkeys(self.slot_tasks):
                 index = np.flatnonzero(np.array(self.slot_tasks) == name)
                 task = get_task(name)
-                sim = FastSoccerSim(task.name, len(index), max_episode_steps=max_episode_steps,
-                                    n_threads=n_threads, reset_mode=reset_mode)
+                sim = make_physics(spec.backend, task.name, len(index),
+                                   max_episode_steps=spec.max_episode_steps,
+                                   env_kwargs=dict(spec.env_kwargs), **backend_options)
                 self.groups.append(Group(task, index, contiguous(index), sim,
-                                         Preprocessor(task_index=task.onehot_index, frame=observation),
-                                         RewardTracker(reward, [task] * len(index), shaping)))
+                                         Preprocessor(task_index=task.onehot_index,
+                                                      frame=spec.observation),
+                                         RewardTracker(spec.reward, [task] * len(index),
+                                                       spec.shaping)))
         except BaseException:
             self.close()
             raise
         self.max_episode_steps = self.groups[0].sim.max_episode_steps
-        dim = 3 if control == "walker" else NUM_JOINTS
+        dim = 3 if spec.control == "walker" else NUM_JOINTS
         self.action_space = gym.spaces.Box(-1.0, 1.0, (dim,), np.float32)
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (tasks[0].unified_obs_size,),
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (Preprocessor.OBS_SIZE,),
                                                 np.float32)
         self.lengths = np.zeros(n, dtype=np.int64)  # env steps in the current episodes
         self._q = np.zeros((n, NUM_JOINTS), dtype=np.float32)
@@ -319,7 +316,7 @@ class SoccerBatch:
                 if self.with_terms:
                     for d, t in zip(infos, terms, strict=True):
                         d["reward_terms"] = t
-                fallen = fallen_flags(f.terms, f.height, g.sim.lay.min_height)
+                fallen = fallen_flags(f.terms, f.height, g.sim.min_height)
                 lengths = self.lengths[g.slots]
                 for j in ended:
                     rec = episode_record(g.task, terms[j], bool(f.info["success"][j]),
@@ -360,11 +357,22 @@ class SoccerBatch:
 
     # ---------------------------------------------------------------------------- misc
     def task_of(self, slot: int) -> SoccerTask:
-        """The task slot ``slot`` runs."""
+        """The task env ``slot`` runs."""
         return get_task(self.slot_tasks[slot])
 
+    def render(self, slot: int = 0) -> np.ndarray:
+        """An RGB frame of env ``slot`` (backends that render: sai)."""
+        for g in self.groups:
+            rows = np.flatnonzero(g.index == slot)
+            if rows.size:
+                if not hasattr(g.sim, "render"):
+                    raise UserError(f"the {self.spec.backend} soccer backend does not render; "
+                                    "videos use env.backend: sai (identical dynamics)")
+                return g.sim.render(int(rows[0]))
+        raise IndexError(slot)
+
     def close(self) -> None:
-        """Stop the simulators' threads and close their private sai envs."""
+        """Close every backend (physics threads, sai envs, cameras)."""
         for g in self.groups:
             g.sim.close()
         self.groups = []

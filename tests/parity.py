@@ -1,7 +1,7 @@
-"""Lock-step comparison of ``FastSoccerSim`` against N sai-mujoco envs (tests, benchmarks).
+"""Lock-step comparison of the two physics backends, ``FastSoccerSim`` and ``SaiStack`` (N real
+sai-mujoco envs), through their common interface (``backends.base.TaskPhysics``).
 
-Slot i of the fast sim and sai env i get the same seed and the same random torques every
-step; every observation, reward, reward term, info field, ``terminated`` and ``truncated`` is
+Row i of both gets the same seed and the same random torques every step; every observation, reward, reward term, info field, ``terminated`` and ``truncated`` is
 compared exactly (``==``; +0.0 equals -0.0, NaN equals NaN). Finished episodes are reset
 without a seed on both sides, so RNG streams are compared across resets too.
 
@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import gymnasium as gym
 import numpy as np
 
-from soccerlab.envs.soccer.fast.resets import make_sai_env
-from soccerlab.envs.soccer.fast.sim import FastSoccerSim
+from soccerlab.envs.soccer.backends.fast.sim import FastSoccerSim
+from soccerlab.envs.soccer.backends.sai import SaiStack
 
 
 @dataclass
@@ -59,7 +59,7 @@ def _compare(rep: ParityReport, where: str, fast_obs, sai_obs, fast_info, sai_in
         bad = np.flatnonzero(np.asarray(fast_obs, np.float64) != np.asarray(sai_obs, np.float64))
         rep.mismatches.append(f"{where}: obs differs at {bad[:8]} "
                               f"fast={fast_obs[bad[:3]]} sai={sai_obs[bad[:3]]}")
-    keys = [k for k in sai_info if k != "reward_terms"]
+    keys = list(sai_info)
     if list(fast_info) != keys:
         rep.mismatches.append(f"{where}: info keys {list(fast_info)} != {keys}")
     for key in keys:
@@ -104,37 +104,37 @@ def run_parity(task: str, n_slots: int = 2, steps: int = 1000, seed: int = 0,
     """
     sim = FastSoccerSim(task, n_slots, max_episode_steps=max_episode_steps, n_threads=2,
                         reset_mode=reset_mode)
-    limit = sim.max_episode_steps
-    envs = [gym.wrappers.TimeLimit(make_sai_env(sim.task.env_id).unwrapped, limit)
-            for _ in range(n_slots)]
+    stack = SaiStack(sim.task.name, n_slots, max_episode_steps=sim.max_episode_steps)
     rep = ParityReport(task=sim.task.env_id)
     rng = np.random.default_rng(action_seed)
     scales = np.array([action_scales[i % len(action_scales)] for i in range(n_slots)])[:, None]
     low, high = sim.action_space.low * scales, sim.action_space.high * scales
     try:
         obs, info = sim.reset(seeds=seed)
-        for i, env in enumerate(envs):
-            o, inf = env.reset(seed=seed + i)
-            _compare(rep, f"reset slot {i}", obs[i], o, _row(info, i), inf)
+        ref_obs, ref_info = stack.reset(seeds=seed)
+        for i in range(n_slots):
+            _compare(rep, f"reset slot {i}", obs[i], ref_obs[i], _row(info, i), _row(ref_info, i))
         rep.episodes = n_slots
         kick_now = rng.random(n_slots) < kick_prob
         for t in range(steps):
             for i in np.flatnonzero(kick_now):
-                _kick(rng, sim, envs[i], int(i))
+                _kick(rng, sim, stack.envs[i], int(i))
                 rep.kicks += 1
             kick_now[:] = False
             actions = rng.uniform(low, high).astype(np.float32)
             out = sim.step(actions)
-            for i, env in enumerate(envs):
-                o, r, term, trunc, inf = env.step(actions[i])
+            ref = stack.step(actions)
+            for i in range(n_slots):
                 where = f"step {t} slot {i} (episode step {sim.ep.steps[i]})"
-                _compare(rep, where, out.obs[i], o, _row(out.info, i), inf)
-                if not _same(out.reward[i], r) or out.reward.dtype != np.asarray(r).dtype:
-                    rep.mismatches.append(f"{where}: reward fast={out.reward[i]} sai={r}")
-                terms = inf["reward_terms"]
-                if list(out.terms) != list(terms):
-                    rep.mismatches.append(f"{where}: term keys {list(out.terms)} != {list(terms)}")
-                for key, value in terms.items():
+                _compare(rep, where, out.obs[i], ref.obs[i], _row(out.info, i), _row(ref.info, i))
+                if not _same(out.reward[i], ref.reward[i]) or out.reward.dtype != ref.reward.dtype:
+                    rep.mismatches.append(f"{where}: reward fast={out.reward[i]} "
+                                          f"sai={ref.reward[i]}")
+                if list(out.terms) != list(ref.terms):
+                    rep.mismatches.append(f"{where}: term keys {list(out.terms)} != "
+                                          f"{list(ref.terms)}")
+                for key, column in ref.terms.items():
+                    value = column[i]
                     if not _same(out.terms[key][i], value):
                         rep.mismatches.append(
                             f"{where}: term {key} fast={out.terms[key][i]} sai={value}")
@@ -142,6 +142,7 @@ def run_parity(task: str, n_slots: int = 2, steps: int = 1000, seed: int = 0,
                         rep.events["ball_touched"] += 1
                     elif out.terms[key][i] and key in _EVENTS:
                         rep.events[key] += 1
+                term, trunc = bool(ref.terminated[i]), bool(ref.truncated[i])
                 if bool(out.terminated[i]) != term or bool(out.truncated[i]) != trunc:
                     rep.mismatches.append(f"{where}: terminated/truncated fast="
                                           f"{out.terminated[i]}/{out.truncated[i]} "
@@ -149,9 +150,10 @@ def run_parity(task: str, n_slots: int = 2, steps: int = 1000, seed: int = 0,
                 if term or trunc:
                     rep.terminated += int(term)
                     rep.truncated += int(trunc and not term)
-                    o, inf = env.reset()
+                    ref_obs, ref_info = stack.reset([i])
                     obs, info = sim.reset([i])
-                    _compare(rep, f"reset after {where}", obs[i], o, _row(info, i), inf)
+                    _compare(rep, f"reset after {where}", obs[i], ref_obs[i], _row(info, i),
+                             _row(ref_info, i))
                     rep.episodes += 1
                     kick_now[i] = rng.random() < kick_prob
                 if len(rep.mismatches) >= max_mismatches:
@@ -159,8 +161,7 @@ def run_parity(task: str, n_slots: int = 2, steps: int = 1000, seed: int = 0,
             rep.steps += n_slots
     finally:
         sim.close()
-        for env in envs:
-            env.close()
+        stack.close()
     return rep
 
 

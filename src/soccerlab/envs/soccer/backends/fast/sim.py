@@ -5,49 +5,24 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import gymnasium as gym
 import mujoco
 import numpy as np
 
-from soccerlab.envs.soccer.fast.compute import Episodes, Kernels, extra_columns
-from soccerlab.envs.soccer.fast.layout import (
+from soccerlab.envs.soccer.backends.base import StepArrays, per_row_seeds
+from soccerlab.envs.soccer.backends.fast.compute import Episodes, Kernels, extra_columns
+from soccerlab.envs.soccer.backends.fast.layout import (
     calibrate_rot_order,
     check_velocity_structure,
     resolve_layout,
 )
-from soccerlab.envs.soccer.fast.physics import BatchPhysics
-from soccerlab.envs.soccer.fast.resets import SaiResetter
-from soccerlab.envs.soccer.fast.tasks import FastTask, get_fast_task
+from soccerlab.envs.soccer.backends.fast.physics import BatchPhysics
+from soccerlab.envs.soccer.backends.fast.resets import SaiResetter
+from soccerlab.envs.soccer.backends.fast.tasks import FastTask, get_fast_task
 from soccerlab.errors import UserError
 
 KEEPER_FREQ = 0.3  # GoaliePenaltyKick_v0.move_goalkeeper default
-
-
-@dataclass
-class StepArrays:
-    """One batched step. The arrays are the simulator's buffers: copy what you keep.
-
-    ``reset(indices)`` rewrites ``obs`` and ``info`` rows of those slots (the new episode's
-    first observation) and clears their ``terminated``/``truncated``; ``reward`` and
-    ``terms`` keep the values of the last step taken until the next step.
-
-    Attributes:
-        obs: (N, obs_dim) float32 raw observations, as sai-mujoco returns them.
-        reward: (N,) float32 env reward.
-        terminated: (N,) bool.
-        truncated: (N,) bool, the registered TimeLimit (or the ``max_episode_steps`` given).
-        terms: ``reward_terms``, key -> (N,) float64 (flags as 0.0 / 1.0; sai returns bools).
-        info: every sai-mujoco info field, key -> (N,) or (N, k), in sai's dtypes.
-    """
-
-    obs: np.ndarray
-    reward: np.ndarray
-    terminated: np.ndarray
-    truncated: np.ndarray
-    terms: dict[str, np.ndarray]
-    info: dict[str, np.ndarray]
 
 
 def keeper_schedule(lay, timestep: float, steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -85,7 +60,7 @@ class FastSoccerSim:
     Slot i reset with seed s behaves exactly like ``gym.make(id).reset(seed=s)``; later resets
     without a seed continue that slot's RNG stream. ``step(torques)`` applies (N, 12) joint
     torques (clipped like sai) for one physics step and returns ``StepArrays``. No auto-reset:
-    call ``reset(indices)`` for finished slots (``FastSoccerVecEnv`` does it for you).
+    call ``reset(indices)`` for finished slots. Implements ``backends.base.TaskPhysics``.
     """
 
     def __init__(self, task: str, n_envs: int, seed: int | None = None, *,
@@ -110,6 +85,7 @@ class FastSoccerSim:
         self.observation_space = self._resetter.env.observation_space
         self.action_space = self._resetter.env.action_space
         self.lay = lay = resolve_layout(u, self.task)
+        self.min_height = lay.min_height  # sai's has_robot_fallen threshold
         self._resetter.bind(lay)
         model: mujoco.MjModel = copy.copy(u.sim.model._model)
         self.timestep = float(model.opt.timestep)
@@ -158,14 +134,7 @@ class FastSoccerSim:
         Returns the full ``(obs, info)`` buffers; only the listed rows changed.
         """
         idx = np.arange(self.n) if indices is None else np.asarray(indices, dtype=np.intp)
-        if seeds is None:
-            per_slot: list[int | None] = [None] * len(idx)
-        elif isinstance(seeds, (int, np.integer)):
-            per_slot = [int(seeds) + int(i) for i in idx]
-        else:
-            per_slot = list(seeds)
-            if len(per_slot) != len(idx):
-                raise UserError(f"got {len(per_slot)} seeds for {len(idx)} slots")
+        per_slot = per_row_seeds(idx, seeds)
         if self.seed is not None:
             per_slot = [int(self.seed) + int(i) if s is None and self._fresh[i] else s
                         for i, s in zip(idx, per_slot, strict=True)]

@@ -9,9 +9,11 @@ because the learner shares it.
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -19,7 +21,7 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-from soccerlab.envs.soccer.walker import WALKER_OBS_SIZE, JoystickWalker, WalkerConfig
+from soccerlab.envs.soccer.behaviour.walker import WALKER_OBS_SIZE, JoystickWalker, WalkerConfig
 from soccerlab.errors import UserError
 
 HF_PREFIX = "hf://"
@@ -32,13 +34,20 @@ class WalkerSpec:
     Attributes:
         path: Local ``.pt`` TorchScript file, or ``hf://owner/repo/path/in/repo.pt``.
         config: Its YAML (local path or ``hf://``); default: ``path`` with a ``.yaml`` suffix.
-        command_ranges: ((vx_lo, vx_hi), (vy_lo, vy_hi), (yaw_lo, yaw_hi)) in m/s and rad/s
-            for normalised commands -1 and +1; default: the YAML's ``commands`` ranges.
+        command_ranges: axis (``vx``, ``vy``, ``yaw``) -> (low, high) in m/s and rad/s for
+            normalised commands -1 and +1; axes not given keep the YAML's ``commands`` ranges.
+        revision: Hub commit to fetch ``hf://`` files at (pins what is downloaded).
+        sha256: Expected SHA-256 of the ``.pt`` file; a different file is refused.
+
+    A walker from the hub must be pinned by ``revision`` or ``sha256``: a moving hub file must
+    not silently change what a config means.
     """
 
     path: str
     config: str | None = None
-    command_ranges: tuple[tuple[float, float], ...] | None = None
+    command_ranges: Mapping[str, tuple[float, float]] | None = None
+    revision: str | None = None
+    sha256: str | None = None
 
 
 def _hub_reachable(endpoint: str, timeout: float = 3.0) -> bool:
@@ -55,7 +64,8 @@ def _hub_reachable(endpoint: str, timeout: float = 3.0) -> bool:
         return False
 
 
-def resolve_reference(ref: str, cache_dir: str | Path | None = None) -> Path:
+def resolve_reference(ref: str, cache_dir: str | Path | None = None,
+                      revision: str | None = None) -> Path:
     """Local path of ``ref``: a local file as is, an ``hf://owner/repo/file`` downloaded.
 
     Raises:
@@ -79,6 +89,7 @@ def resolve_reference(ref: str, cache_dir: str | Path | None = None) -> Path:
                 "/".join(parts[:2]),
                 "/".join(parts[2:]),
                 cache_dir=cache_dir,
+                revision=revision,
                 local_files_only=offline,
             )
         )
@@ -125,17 +136,42 @@ def load_walker(
 ) -> JoystickWalker:
     """Load the walker policy and its YAML and return a :class:`JoystickWalker` for N envs."""
     spec = WalkerSpec(spec) if isinstance(spec, str) else spec
+    hub = spec.path.startswith(HF_PREFIX)
+    if hub and spec.revision is None and spec.sha256 is None:
+        raise UserError(f"walker '{spec.path}' comes from the hub: pin it with "
+                        "env.walker.revision (a commit) or env.walker.sha256 (the .pt file's hash)")
     if multiprocessing.parent_process() is not None:
         torch.set_num_threads(1)
-    policy = load_policy(resolve_reference(spec.path, cache_dir))
-    config = WalkerConfig.from_yaml(
-        resolve_reference(spec.config or _default_config_ref(spec.path), cache_dir)
-    )
-    if spec.command_ranges is not None:
-        ranges = np.asarray(spec.command_ranges, dtype=np.float64)
-        if ranges.shape != (3, 2) or np.any(ranges[:, 0] > 0) or np.any(ranges[:, 1] < 0):
-            raise UserError(
-                f"walker command_ranges must be 3 (low <= 0, high >= 0) pairs, got {spec.command_ranges}"
-            )
-        config = WalkerConfig(**{**config.__dict__, "command_ranges": ranges})
+    path = resolve_reference(spec.path, cache_dir, spec.revision)
+    if spec.sha256 is not None:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest != spec.sha256.lower():
+            raise UserError(f"walker {spec.path} has SHA-256 {digest}, but the config records "
+                            f"{spec.sha256}: refusing a different file")
+    policy = load_policy(path)
+    config = WalkerConfig.from_yaml(resolve_reference(
+        spec.config or _default_config_ref(spec.path), cache_dir, spec.revision if hub else None))
+    if spec.command_ranges:
+        config = WalkerConfig(**{**config.__dict__,
+                                 "command_ranges": merge_command_ranges(config.command_ranges,
+                                                                        spec.command_ranges)})
     return JoystickWalker(policy, config, num_envs=num_envs)
+
+
+COMMAND_AXES: tuple[str, ...] = ("vx", "vy", "yaw")
+
+
+def merge_command_ranges(base: np.ndarray, given: Mapping[str, tuple[float, float]]
+                         ) -> np.ndarray:
+    """(3, 2) ranges: ``base`` (the walker YAML's) with the axes in ``given`` replaced."""
+    unknown = sorted(set(given) - set(COMMAND_AXES))
+    if unknown:
+        raise UserError(f"unknown walker command axes {unknown} (use {', '.join(COMMAND_AXES)})")
+    ranges = np.array(base, dtype=np.float64, copy=True)
+    for i, axis in enumerate(COMMAND_AXES):
+        if axis in given:
+            ranges[i] = given[axis]
+    if np.any(ranges[:, 0] > 0) or np.any(ranges[:, 1] < 0):
+        raise UserError(f"walker command_ranges must be (low <= 0, high >= 0) pairs, got "
+                        f"{dict(given)}")
+    return ranges
