@@ -154,6 +154,33 @@ def test_resume_refuses_incompatible_config_and_leaves_run_untouched(tmp_path, c
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 
 
+def test_user_error_after_the_envs_exist_closes_them(tmp_path, cli, monkeypatch):
+    """train.validation is refused for PPO once the envs are built: the subprocess workers must
+    not outlive the error."""
+    from soccerlab.training import trainer
+
+    built = []
+
+    def spy(*args, **kwargs):
+        built.append(make(*args, **kwargs))
+        return built[-1]
+
+    make = trainer.make_training_env
+    monkeypatch.setattr(trainer, "make_training_env", spy)
+    cfg = pendulum_config(tmp_path, "ppo", env={"vec_env": "subproc", "n_envs": 2},
+                          train={"validation": {"every": 100}})
+    try:
+        res = cli("train", write_config(tmp_path / "c.yaml", cfg))
+        assert res.code == 2 and "train.validation is supported for" in res.err
+        [venv] = built
+        assert venv.closed and not any(p.is_alive() for p in venv.processes)
+        assert run_dirs(tmp_path) == []
+    finally:
+        for venv in built:
+            if not venv.closed:
+                venv.close()
+
+
 def _wait_for(fn, proc, timeout=120):
     start = time.time()
     while time.time() - start < timeout:

@@ -127,8 +127,8 @@ class Trainer:
     # Public flow
     # ------------------------------------------------------------------------------------
     def run(self) -> TrainResult:
-        self._build()  # UserErrors end here, before any run folder is created or touched
         try:
+            self._build()  # UserErrors end here, before any run folder is created or touched
             self._open_run()
             return self._learn()
         finally:
