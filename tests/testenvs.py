@@ -1,5 +1,8 @@
 """Small envs for tests, importable as ``testenvs:<Id>`` env ids (tests/ is on the path)."""
 
+import os
+import signal
+
 import gymnasium as gym
 from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
@@ -20,3 +23,36 @@ class CrashingPendulum(PendulumEnv):
 
 
 gym.register("CrashingPendulum-v0", entry_point=CrashingPendulum, max_episode_steps=200)
+
+
+class SignalPendulum(PendulumEnv):
+    """Pendulum that sends ``signum`` (a name: SIGINT, SIGTERM, SIGKILL) to its own process when
+    its ``at``-th step (counted over the env's life) begins, so a test interrupts or kills a run
+    at a known step, without timing.
+
+    Fires once in all: only the env that deletes the file ``arm`` fires. The other slots of the
+    vector env, the evaluation envs (same id, same kwargs) and a later resume of the run (whose
+    config keeps the kwargs) find it gone. Evaluation envs count their own steps too, so pick
+    ``at`` below what they reach before the wanted step.
+    """
+
+    def __init__(self, signum: str = "SIGKILL", at: int = 100, arm: str = "", **kwargs):
+        super().__init__(**kwargs)
+        self.signum = getattr(signal, signum)
+        self.at = at
+        self.arm = arm
+        self.steps = 0
+
+    def step(self, action):
+        self.steps += 1
+        if self.steps == self.at:
+            try:
+                os.remove(self.arm)
+            except FileNotFoundError:
+                pass
+            else:
+                os.kill(os.getpid(), self.signum)
+        return super().step(action)
+
+
+gym.register("SignalPendulum-v0", entry_point=SignalPendulum, max_episode_steps=200)
