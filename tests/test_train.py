@@ -3,6 +3,7 @@ interrupts, crashes and exact resume."""
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -10,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import pendulum_config, read_meta, run_dirs, start_cli, subprocess_env, write_config
+from conftest import pendulum_config, read_meta, run_dirs, start_cli, write_config
 
 
 def rows(run: Path) -> list[dict]:
@@ -204,10 +204,19 @@ def _open(run):
 
 
 def test_subprocess_env_runs(tmp_path, cli):
-    cfg = pendulum_config(tmp_path, "ppo", env={"vec_env": "subproc", "n_envs": 2},
+    """env.vec_env: subproc runs each env in its own process, with one torch thread and Ctrl-C
+    left to the main process (which must still reach its workers to save a checkpoint)."""
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    cfg = pendulum_config(tmp_path, "ppo", env={"id": "testenvs:ProbePendulum-v0",
+                                                "vec_env": "subproc", "n_envs": 2,
+                                                "kwargs": {"report_dir": str(reports)}},
                           train={"total_timesteps": 256})
     res = cli("train", write_config(tmp_path / "c.yaml", cfg))
     assert res.code == 0, res.err
     assert read_meta(Path(res.last_line))["timesteps"] == 256
-    assert torch.get_num_threads() >= 1 and subprocess_env()
     assert json.loads((Path(res.last_line) / "best" / "metrics.json").read_text())["step"] == 256
+    found = [json.loads(p.read_text()) for p in reports.iterdir()]
+    workers = [r for r in found if r["pid"] != os.getpid()]  # the evaluation env runs here
+    assert len({r["pid"] for r in workers}) == len(workers) == 2
+    assert all(r["torch_threads"] == 1 and r["sigint_ignored"] for r in workers), workers

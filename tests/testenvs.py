@@ -1,5 +1,6 @@
 """Small envs for tests, importable as ``testenvs:<Id>`` env ids (tests/ is on the path)."""
 
+import json
 import os
 import signal
 
@@ -56,3 +57,21 @@ class SignalPendulum(PendulumEnv):
 
 
 gym.register("SignalPendulum-v0", entry_point=SignalPendulum, max_episode_steps=200)
+
+
+class ProbePendulum(PendulumEnv):
+    """Pendulum that writes, when built, what its process looks like to ``report_dir/<id>.json``:
+    pid, torch threads and whether SIGINT is ignored (what subprocess workers must set up)."""
+
+    def __init__(self, report_dir: str = ".", **kwargs):
+        super().__init__(**kwargs)
+        import torch
+
+        report = {"pid": os.getpid(), "torch_threads": torch.get_num_threads(),
+                  "sigint_ignored": signal.getsignal(signal.SIGINT) == signal.SIG_IGN}
+        path = os.path.join(report_dir, f"{os.getpid()}-{id(self)}.json")
+        with open(path, "w") as f:
+            json.dump(report, f)
+
+
+gym.register("ProbePendulum-v0", entry_point=ProbePendulum, max_episode_steps=200)
