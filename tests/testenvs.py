@@ -5,6 +5,7 @@ import os
 import signal
 
 import gymnasium as gym
+import numpy as np
 from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
 
@@ -75,3 +76,41 @@ class ProbePendulum(PendulumEnv):
 
 
 gym.register("ProbePendulum-v0", entry_point=ProbePendulum, max_episode_steps=200)
+
+
+class NonFinitePendulum(PendulumEnv):
+    """Pendulum whose every ``every``-th episode (the 3rd, 6th, ... for 3) returns ``value``
+    (``nan``, ``inf``, ``-inf``) in its observation, its reward, or both (``what``) at the
+    episode's step ``at`` (1-based; 0: the observation returned by reset)."""
+
+    def __init__(self, every: int = 3, at: int = 50, what: str = "obs", value: str = "nan",
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.every, self.at, self.what, self.value = every, at, what, float(value)
+        self.episode = -1
+        self.t = 0
+
+    @property
+    def bad(self) -> bool:
+        return self.episode % self.every == self.every - 1
+
+    def reset(self, **kwargs):
+        obs, info = super().reset(**kwargs)
+        self.episode += 1
+        self.t = 0
+        if self.bad and self.at == 0:
+            obs = np.full_like(obs, self.value)
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        self.t += 1
+        if self.bad and self.t == self.at:
+            if self.what in ("obs", "both"):
+                obs = np.full_like(obs, self.value)
+            if self.what in ("reward", "both"):
+                reward = self.value
+        return obs, reward, terminated, truncated, info
+
+
+gym.register("NonFinitePendulum-v0", entry_point=NonFinitePendulum, max_episode_steps=200)
