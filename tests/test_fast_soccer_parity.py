@@ -97,3 +97,42 @@ def test_vec_env_plumbing(walker, backend):
             venv.reset()
     finally:
         venv.close()
+
+
+@pytest.mark.parametrize("backend", ["fast", "sai"])
+def test_one_env_resets_alone_and_the_finite_guard_uses_it(backend):
+    """env_method("reset", indices=[i]) restarts env i only (as a fresh VecEnv seeded so would);
+    FiniteGuard then turns a NaN reward on a soccer env into a truncated episode."""
+    from soccerlab.envs.finite import FiniteGuard
+
+    spec = SoccerSpec(SHOWDOWN, backend=backend, max_episode_steps=40)
+    venv, fresh = SoccerVecEnv(spec, 3, seed=0), SoccerVecEnv(spec, 3, seed=0)
+    try:
+        venv.reset()
+        zero = np.zeros((3, 12), dtype=np.float32)
+        before, *_ = venv.step(zero)
+        [(first, info)] = venv.env_method("reset", seed=11, indices=[1])
+        fresh._seeds = [0, 11, 2]  # noqa: SLF001 - env 1 seeded 11 at the next reset
+        assert np.array_equal(first, fresh.reset()[1]) and info["task"] == "obstacle_penalty_kick"
+        after, *_ = venv.step(zero)
+        assert venv.get_attr("episode_length") == [2, 1, 2]  # env steps, torque control
+        assert not np.array_equal(after[0], before[0])  # env 0 carried on from where it was
+
+        guarded = FiniteGuard(venv)
+        guarded.reset()
+        real_step = venv.batch.step
+
+        def nan_once(actions):
+            out = real_step(actions)
+            out.reward[2] = np.nan
+            venv.batch.step = real_step
+            return out
+
+        venv.batch.step = nan_once
+        obs, rewards, dones, infos = guarded.step(zero)
+        assert dones.tolist() == [False, False, True] and rewards[2] == 0.0
+        assert infos[2]["TimeLimit.truncated"] and infos[2]["nonfinite"]
+        assert guarded.count == 1 and np.isfinite(obs).all()
+    finally:
+        venv.close()
+        fresh.close()

@@ -3,18 +3,17 @@ interrupts, crashes and exact resume."""
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import pendulum_config, read_meta, run_dirs, start_cli, subprocess_env, write_config
+from conftest import pendulum_config, read_meta, run_dirs, start_cli, write_config
 
 
 def rows(run: Path) -> list[dict]:
@@ -73,19 +72,22 @@ def test_same_config_and_seed_give_the_same_evaluations(tmp_path, cli):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_saves_a_checkpoint_and_resume_continues(tmp_path, sig, cli):
-    cfg = pendulum_config(tmp_path, "sac", env={"normalize": True},
-                          train={"total_timesteps": 1_000_000, "checkpoint_every": 100_000})
+    # the env signals its own process at its 150th step: both slots are there at step 300
+    # (no evaluation runs before: eval.every=null)
+    arm = tmp_path / "arm"
+    arm.touch()
+    cfg = pendulum_config(tmp_path, "sac", env={
+        "id": "testenvs:SignalPendulum-v0", "normalize": True,
+        "kwargs": {"signum": sig.name, "at": 150, "arm": str(arm)}},
+        train={"total_timesteps": 1_000_000, "checkpoint_every": 100_000}, eval={"every": None})
     proc = start_cli("train", write_config(tmp_path / "c.yaml", cfg))
-    run = _wait_for(lambda: next(iter(run_dirs(tmp_path)), None), proc)
-    _wait_for(lambda: (run / "tb").exists() and read_meta(run)["status"] == "running", proc)
-    time.sleep(3)
-    proc.send_signal(sig)
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=300)
+    [run] = run_dirs(tmp_path)
     assert proc.returncode == 130, err
     assert f"soccerlab train --resume {run}" in err and "Traceback" not in err
     meta = read_meta(run)
     [(step, ckpt)] = [(int(p.name), p) for p in (run / "checkpoints").iterdir()]
-    assert meta["status"] == "interrupted" and meta["timesteps"] == step > 0
+    assert meta["status"] == "interrupted" and meta["timesteps"] == step == 300
     saved_norm = _pickle_load(ckpt / "vecnormalize.pkl")
 
     # resume for 300 more steps: model, optimiser, replay buffer, normaliser and counter restored
@@ -111,14 +113,21 @@ def test_signal_saves_a_checkpoint_and_resume_continues(tmp_path, sig, cli):
 def test_crash_then_resume_keeps_curves_without_overlap(tmp_path, cli):
     """SIGKILL after an evaluation that follows the last checkpoint: resuming from that checkpoint
     re-does the lost steps; TensorBoard and evaluations.csv must not show them twice."""
-    cfg = pendulum_config(tmp_path, "ppo", train={"total_timesteps": 100_000, "checkpoint_every": 512},
-                          eval={"every": 256})
+    # one training env, killed at its 800th step: after the evaluation at 768 and before the
+    # checkpoint at 1024 (the evaluation env's own count is 600 by then: 200 per evaluation)
+    arm = tmp_path / "arm"
+    arm.touch()
+    cfg = pendulum_config(tmp_path, "ppo", env={
+        "id": "testenvs:SignalPendulum-v0", "n_envs": 1,
+        "kwargs": {"signum": "SIGKILL", "at": 800, "arm": str(arm)}},
+        train={"total_timesteps": 100_000, "checkpoint_every": 512}, eval={"every": 256})
     proc = start_cli("train", write_config(tmp_path / "c.yaml", cfg))
-    run = _wait_for(lambda: next(iter(run_dirs(tmp_path)), None), proc)
-    _wait_for(lambda: (run / "evaluations.csv").exists()
-              and any(int(r["step"]) == 768 for r in rows(run)), proc)
-    proc.kill()
-    proc.communicate()
+    proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+    [run] = run_dirs(tmp_path)
+    assert [int(r["step"]) for r in rows(run)] == [256, 512, 768]
+    assert [s for s, _ in scalars(run, "eval/mean_reward")] == [256, 512, 768]
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["512"]
     assert read_meta(run)["status"] == "running"  # killed: nobody could write anything else
     res = cli("train", "--resume", run, "train.total_timesteps=1024")
     assert res.code == 0, res.err
@@ -154,17 +163,31 @@ def test_resume_refuses_incompatible_config_and_leaves_run_untouched(tmp_path, c
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 
 
-def _wait_for(fn, proc, timeout=120):
-    start = time.time()
-    while time.time() - start < timeout:
-        value = fn()
-        if value:
-            return value
-        if proc.poll() is not None:
-            raise AssertionError(f"process ended early: {proc.communicate()}")
-        time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("timed out")
+def test_user_error_after_the_envs_exist_closes_them(tmp_path, cli, monkeypatch):
+    """train.validation is refused for PPO once the envs are built: the subprocess workers must
+    not outlive the error."""
+    from soccerlab.training import trainer
+
+    built = []
+
+    def spy(*args, **kwargs):
+        built.append(make(*args, **kwargs))
+        return built[-1]
+
+    make = trainer.make_training_env
+    monkeypatch.setattr(trainer, "make_training_env", spy)
+    cfg = pendulum_config(tmp_path, "ppo", env={"vec_env": "subproc", "n_envs": 2},
+                          train={"validation": {"every": 100}})
+    try:
+        res = cli("train", write_config(tmp_path / "c.yaml", cfg))
+        assert res.code == 2 and "train.validation is supported for" in res.err
+        [venv] = built
+        assert venv.closed and not any(p.is_alive() for p in venv.processes)
+        assert run_dirs(tmp_path) == []
+    finally:
+        for venv in built:
+            if not venv.closed:
+                venv.close()
 
 
 def _pickle_load(path):
@@ -181,10 +204,19 @@ def _open(run):
 
 
 def test_subprocess_env_runs(tmp_path, cli):
-    cfg = pendulum_config(tmp_path, "ppo", env={"vec_env": "subproc", "n_envs": 2},
+    """env.vec_env: subproc runs each env in its own process, with one torch thread and Ctrl-C
+    left to the main process (which must still reach its workers to save a checkpoint)."""
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    cfg = pendulum_config(tmp_path, "ppo", env={"id": "testenvs:ProbePendulum-v0",
+                                                "vec_env": "subproc", "n_envs": 2,
+                                                "kwargs": {"report_dir": str(reports)}},
                           train={"total_timesteps": 256})
     res = cli("train", write_config(tmp_path / "c.yaml", cfg))
     assert res.code == 0, res.err
     assert read_meta(Path(res.last_line))["timesteps"] == 256
-    assert torch.get_num_threads() >= 1 and subprocess_env()
     assert json.loads((Path(res.last_line) / "best" / "metrics.json").read_text())["step"] == 256
+    found = [json.loads(p.read_text()) for p in reports.iterdir()]
+    workers = [r for r in found if r["pid"] != os.getpid()]  # the evaluation env runs here
+    assert len({r["pid"] for r in workers}) == len(workers) == 2
+    assert all(r["torch_threads"] == 1 and r["sigint_ignored"] for r in workers), workers

@@ -23,6 +23,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
 from soccerlab.config import Config, EnvConfig, NormalizeConfig, suggest
+from soccerlab.envs.finite import FiniteGuard
 from soccerlab.errors import UserError
 
 # Env-id prefixes registered by packages that must be imported first.
@@ -151,7 +152,7 @@ def make_vec_env(env: EnvConfig, n_envs: int, seed: int | None, vec_env: str | N
 
 def make_training_env(cfg: Config, seed: int) -> VecEnv:
     """The training VecEnv, wrapped in VecNormalize when ``env.normalize`` asks for it."""
-    venv = make_vec_env(cfg.env, cfg.env.n_envs, seed)
+    venv = FiniteGuard(make_vec_env(cfg.env, cfg.env.n_envs, seed))  # under VecNormalize
     norm = cfg.env.normalize
     if norm is not None:
         venv = wrap_normalize(venv, norm, gamma=cfg.algo.gamma)

@@ -33,6 +33,7 @@ from soccerlab import runs
 from soccerlab.algos import AlgoSpec, build_model, get_algo
 from soccerlab.config import Config, check_resume_compatible, dump_yaml, load_config
 from soccerlab.envs.factory import check_env_config, env_factory, eval_suite, make_training_env
+from soccerlab.envs.finite import FiniteGuard, NonFiniteEpisodes
 from soccerlab.errors import UserError
 from soccerlab.evaluation import EvalReport, model_predictor, run_episodes
 from soccerlab.runs import RunDir, atomic_dir, atomic_path, write_json_atomic, write_text_atomic
@@ -127,8 +128,8 @@ class Trainer:
     # Public flow
     # ------------------------------------------------------------------------------------
     def run(self) -> TrainResult:
-        self._build()  # UserErrors end here, before any run folder is created or touched
         try:
+            self._build()  # UserErrors end here, before any run folder is created or touched
             self._open_run()
             return self._learn()
         finally:
@@ -274,7 +275,7 @@ class Trainer:
 
     def _callbacks(self) -> list[Any]:
         cfg = self.cfg
-        cbs: list[Any] = [StopOnRequest(self.stop)]
+        cbs: list[Any] = [StopOnRequest(self.stop), NonFiniteEpisodes()]
         init = cfg.algo.init
         if self.frozen and init is not None and init.unfreeze_at is not None:
             cbs.append(AtStep(init.unfreeze_at, self._unfreeze))
@@ -378,7 +379,8 @@ class Trainer:
         """Evaluate the current model, log it, and keep it if it is the best so far."""
         cfg, step = self.cfg, self.model.num_timesteps
         if self.eval_envs is None:
-            self.eval_envs = [(name, make(len(cfg.eval.seeds))) for name, make in eval_suite(cfg)]
+            self.eval_envs = [(name, FiniteGuard(make(len(cfg.eval.seeds)), "evaluation"))
+                              for name, make in eval_suite(cfg)]
         predict = model_predictor(self.model, cfg.eval.deterministic)
         episodes = []
         for name, venv in self.eval_envs:

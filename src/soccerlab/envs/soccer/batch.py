@@ -233,15 +233,42 @@ class SoccerBatch:
         obs = np.zeros((self.n, *self.observation_space.shape), dtype=np.float32)
         infos: list[dict[str, Any]] = [{} for _ in range(self.n)]
         for g in self.groups:
-            raw, info = g.sim.reset(None, [seeds[i] for i in g.index])
-            g.rewards.reset(info)
-            obs[g.slots] = g.preprocessor.modify_state(raw, info)
-            for i, d in zip(g.index, self._reset_infos(g, np.arange(len(g.index))), strict=True):
+            obs[g.slots], group_infos = self._start(g, np.arange(len(g.index)),
+                                                    [seeds[i] for i in g.index])
+            for i, d in zip(g.index, group_infos, strict=True):
                 infos[i] = d
-        if self.walker is not None:
-            self.walker.reset()
-        self.lengths[:] = 0
         return obs, infos
+
+    def reset_slots(self, slots: Sequence[int], seeds: Sequence[int | None] | None = None
+                    ) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """Start new episodes in the envs ``slots`` only; the others carry on. Returns their
+        first observations (len(slots), 89) and reset infos, in the order of ``slots``."""
+        slots = [int(i) for i in slots]
+        seeds = [None] * len(slots) if seeds is None else list(seeds)
+        obs = np.zeros((len(slots), *self.observation_space.shape), dtype=np.float32)
+        infos: list[dict[str, Any]] = [{} for _ in slots]
+        for g in self.groups:
+            mine = [k for k, i in enumerate(slots) if i in g.index]
+            if mine:
+                rows = np.searchsorted(g.index, [slots[k] for k in mine])
+                first, group_infos = self._start(g, rows, [seeds[k] for k in mine])
+                obs[mine] = first
+                for k, d in zip(mine, group_infos, strict=True):
+                    infos[k] = d
+        return obs, infos
+
+    def _start(self, g: Group, rows: np.ndarray, seeds: Sequence[int | None] | None = None
+               ) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """New episodes in rows ``rows`` of group ``g``: their first observations and infos."""
+        raw, info = g.sim.reset(rows, seeds)
+        mask = np.zeros(len(g.index), dtype=bool)
+        mask[rows] = True
+        g.rewards.reset(info, mask)
+        if self.walker is not None:
+            self.walker.reset(np.isin(np.arange(self.n), g.index[rows]))
+        self.lengths[g.index[rows]] = 0
+        first = g.preprocessor.modify_state(raw[rows], {k: info[k][rows] for k in PREPROCESSOR_KEYS})
+        return first, self._reset_infos(g, rows)
 
     def _reset_infos(self, g: Group, rows: np.ndarray) -> list[dict[str, Any]]:
         infos = info_dicts(g.sim.arrays.info, self.info_keys, rows)
@@ -341,17 +368,10 @@ class SoccerBatch:
                      ) -> np.ndarray:
         """Reset the slots ``ended`` (rows of group ``g``); returns ``obs`` with their new
         episodes' first observations."""
-        raw, info = g.sim.reset(ended)
-        mask = np.zeros(len(g.index), dtype=bool)
-        mask[ended] = True
-        g.rewards.reset(info, mask)
-        if self.walker is not None:
-            self.walker.reset(np.isin(np.arange(self.n), g.index[ended]))
-        self.lengths[g.index[ended]] = 0
-        sub = {k: info[k][ended] for k in PREPROCESSOR_KEYS}
+        first, infos = self._start(g, ended)
         obs = obs.copy()
-        obs[ended] = g.preprocessor.modify_state(raw[ended], sub)
-        for j, d in zip(ended, self._reset_infos(g, ended), strict=True):
+        obs[ended] = first
+        for j, d in zip(ended, infos, strict=True):
             out.reset_infos[int(g.index[j])] = d
         return obs
 

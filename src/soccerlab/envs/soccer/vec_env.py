@@ -5,8 +5,9 @@ rewards, dones, ``terminal_observation``, ``TimeLimit.truncated``, Monitor's
 ``info["episode"]`` (``"t"`` is wall time), ``info["soccer"]`` (the episode record at every
 episode's end), ``info["task"]``, sai's info fields, ``reset_infos`` and seeding
 (``seed()``/``_seeds``: env i seeded at its next reset; later resets continue each env's
-stream), on either backend. Not supported: reset options, setting env attributes,
-``env_method`` (other than ``get_wrapper_attr``).
+stream), on either backend. ``env_method("reset", indices=...)`` starts new episodes in
+some envs only (``envs.finite.FiniteGuard`` uses it). Not supported: reset options, setting
+env attributes, other ``env_method`` calls.
 
 ``SoccerGymEnv(spec)`` is one env of one task as a ``gym.Env`` (``soccerlab play``, videos,
 anything that wants a single env); with ``render_mode="rgb_array"`` it renders through the sai
@@ -124,9 +125,18 @@ class SoccerVecEnv(VecEnv):
 
     def env_method(self, method_name: str, *method_args, indices: VecEnvIndices = None,
                    **method_kwargs) -> list[Any]:
+        idx = list(self._get_indices(indices))
         if method_name == "get_wrapper_attr":
-            return [self._slot_attr(method_args[0], i) for i in self._get_indices(indices)]
-        raise UserError(f"soccer envs do not support env_method({method_name!r})")
+            return [self._slot_attr(method_args[0], i) for i in idx]
+        if method_name == "reset" and not method_args and not method_kwargs.get("options"):
+            seed = method_kwargs.get("seed")
+            obs, infos = self.batch.reset_slots(idx, None if seed is None else [seed] * len(idx))
+            for k, i in enumerate(idx):
+                self.reset_infos[i] = infos[k]
+                self._ep_return[i], self._ep_length[i] = 0.0, 0
+            return [(obs[k], infos[k]) for k in range(len(idx))]
+        raise UserError(f"soccer envs do not support env_method({method_name!r}); supported: "
+                        "get_wrapper_attr, reset (seed=)")
 
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper],
                        indices: VecEnvIndices = None) -> list[bool]:
