@@ -1,0 +1,1 @@
+"""Imitation: scripted experts, demonstration datasets, behaviour cloning."""
