@@ -80,6 +80,11 @@ def start_cli(*args: str, **kwargs) -> subprocess.Popen:
 
 
 def pytest_configure(config):
+    import tempfile
+
     import torch
+
+    # the record of pickles soccerlab wrote (soccerlab.trust): one per test session, not ~/.local
+    os.environ.setdefault("SOCCERLAB_STATE_DIR", tempfile.mkdtemp(prefix="soccerlab-state-"))
 
     torch.set_num_threads(1)  # as soccerlab does (train.torch_threads); see docs/results.md

@@ -118,16 +118,43 @@ def test_a_seed_plays_the_same_episode_whatever_seeds_run_beside_it(tmp_path, cl
     assert b == [a]
 
 
-def test_eval_a_zip_outside_its_run(tmp_path, cli, trained):
+def test_eval_a_zip_outside_its_run_uses_the_normaliser_beside_it(tmp_path, cli, trained):
+    import shutil
+
+    (tmp_path / "m").mkdir()
+    shutil.copy(trained / "model.zip", tmp_path / "m" / "model.zip")
+    shutil.copy(trained / "vecnormalize.npz", tmp_path / "m" / "vecnormalize.npz")
+    one_line_error(cli("eval", tmp_path / "m" / "model.zip"), "--env")
+    args = ("--episodes", "1", "--seeds", "0,1", "--json")
+    res = cli("eval", tmp_path / "m" / "model.zip", "--env", "Pendulum-v1", *args, tmp_path / "out.json")
+    assert res.code == 0, res.err
+    assert "Pendulum-v1" in res.out
+    # the same numbers as the model evaluated inside its run, where the config says it normalises
+    inside = cli("eval", trained / "model.zip", *args, tmp_path / "in.json")
+    assert inside.code == 0, inside.err
+    episodes = [json.loads((tmp_path / f).read_text())["episodes"] for f in ("out.json", "in.json")]
+    assert episodes[0] == episodes[1]
+
+
+def test_a_pickled_normaliser_needs_trust_pickle(tmp_path, cli, trained):
     import shutil
 
     (tmp_path / "m").mkdir()
     shutil.copy(trained / "model.zip", tmp_path / "m" / "model.zip")
     shutil.copy(trained / "vecnormalize.pkl", tmp_path / "m" / "vecnormalize.pkl")
-    one_line_error(cli("eval", tmp_path / "m" / "model.zip"), "--env")
-    res = cli("eval", tmp_path / "m" / "model.zip", "--env", "Pendulum-v1", "--episodes", "1", "--seeds", "0")
-    assert res.code == 0, res.err
-    assert "Pendulum-v1" in res.out
+    model = tmp_path / "m" / "model.zip"
+    one_line_error(cli("eval", model, "--env", "Pendulum-v1"), "--trust-pickle", "vecnormalize.pkl")
+    args = ("--episodes", "1", "--seeds", "0", "--json")
+    trusted = cli("eval", model, "--env", "Pendulum-v1", "--trust-pickle", *args, tmp_path / "a.json")
+    plain = cli("eval", trained / "model.zip", *args, tmp_path / "b.json")
+    assert trusted.code == 0 and plain.code == 0, trusted.err + plain.err
+    episodes = [json.loads((tmp_path / f).read_text())["episodes"] for f in ("a.json", "b.json")]
+    assert episodes[0] == episodes[1]
+
+
+def test_a_model_for_another_env_is_one_line(tmp_path, cli, trained):
+    one_line_error(cli("eval", trained / "model.zip", "--env", "MountainCarContinuous-v0"),
+                   "does not fit", "shape")
 
 
 def test_play_runs_episodes_and_writes_a_video(tmp_path, cli, trained):

@@ -48,11 +48,18 @@ def _add_policy_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env", metavar="ENV_ID",
                    help="env id for a .zip outside a run (or to evaluate a run's model elsewhere)")
     p.add_argument("--algo", metavar="NAME", help="algorithm of a .zip outside a run (usually guessed)")
+    _add_trust_arg(p, "read an old run's vecnormalize.pkl (a pickle: it can run code) when it has "
+                      "no vecnormalize.npz; the policy weights are never unpickled")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--deterministic", dest="deterministic", action="store_true", default=True,
                       help="act with the policy's mean/greedy action (default)")
     mode.add_argument("--stochastic", dest="deterministic", action="store_false",
                       help="sample actions from the policy")
+
+
+def _add_trust_arg(p: argparse.ArgumentParser, why: str) -> None:
+    p.add_argument("--trust-pickle", action="store_true",
+                   help=f"{why}; only for files from a source you trust")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="continue this run from its latest checkpoint; overrides may change only "
                         "train.*, eval.*, video.* and logging.*")
+    _add_trust_arg(p, "with --resume: load a checkpoint whose pickles (SB3 model data, normaliser, "
+                      "replay buffer) soccerlab did not write on this machine")
     p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a trained policy over several episodes and seeds",
@@ -112,7 +121,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         overrides = args.args
         _check_overrides(overrides)
-        result = trainer.resume(args.resume, overrides, command)
+        result = trainer.resume(args.resume, overrides, command, args.trust_pickle)
     else:
         if not args.args:
             raise UserError("train needs a CONFIG file (or --resume RUN_DIR)")
@@ -139,7 +148,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from soccerlab.loading import load_policy
     from soccerlab.runs import write_json_atomic
 
-    loaded = load_policy(args.target, args.env, args.algo)
+    loaded = load_policy(args.target, args.env, args.algo, args.trust_pickle)
     cfg = loaded.cfg
     seeds = args.seeds or cfg.eval.seeds
     episodes = args.episodes or cfg.eval.episodes
@@ -168,7 +177,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     from soccerlab.loading import load_policy
     from soccerlab.video import make_render_env, record
 
-    loaded = load_policy(args.target, args.env, args.algo)
+    loaded = load_policy(args.target, args.env, args.algo, args.trust_pickle)
     predict = model_predictor(loaded.model, args.deterministic)
     env_cfg = loaded.cfg.env
     if args.task is not None and (not env_cfg.is_soccer or env_cfg.tasks.get(args.task, 0) <= 0):

@@ -3,7 +3,7 @@
 ```
 <run>/config.yaml        the resolved config (re-runnable as is)
 <run>/meta.json          command, versions, seed, times, status, timesteps
-<run>/model.zip          final model (+ vecnormalize.pkl when normalising)
+<run>/model.zip          final model (+ vecnormalize.pkl/.npz when normalising)
 <run>/best/              best model by evaluation (+ its vecnormalize.pkl, metrics.json)
 <run>/checkpoints/<step>/ model.zip, vecnormalize.pkl, replay_buffer.pkl, state.json
 <run>/evaluations.csv    one row per evaluation
@@ -31,6 +31,7 @@ from soccerlab.errors import UserError
 
 MODEL = "model.zip"
 VECNORM = "vecnormalize.pkl"
+VECNORM_NPZ = "vecnormalize.npz"  # the same statistics as plain arrays (soccerlab.normalizer)
 REPLAY = "replay_buffer.pkl"
 STATE = "state.json"
 METRICS = "metrics.json"

@@ -29,7 +29,7 @@ from stable_baselines3.common.logger import HumanOutputFormat, Logger, TensorBoa
 from stable_baselines3.common.utils import get_device, set_random_seed
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from soccerlab import runs
+from soccerlab import normalizer, runs, trust
 from soccerlab.algos import AlgoSpec, build_model, get_algo
 from soccerlab.config import Config, check_resume_compatible, dump_yaml, load_config
 from soccerlab.envs.factory import check_env_config, env_factory, eval_suite, make_training_env
@@ -70,8 +70,12 @@ def start(config_path: str, overrides: list[str], command: str) -> TrainResult:
     return Trainer(cfg, command).run()
 
 
-def resume(run_path: str, overrides: list[str], command: str) -> TrainResult:
-    """Continue a run from its latest checkpoint; overrides may change train/eval/video/logging."""
+def resume(run_path: str, overrides: list[str], command: str,
+           trust_pickle: bool = False) -> TrainResult:
+    """Continue a run from its latest checkpoint; overrides may change train/eval/video/logging.
+
+    The checkpoint's pickles (SB3's model data, normaliser, replay buffer) are loaded only when
+    this machine's soccerlab wrote them, or with ``trust_pickle`` (``soccerlab.trust``)."""
     run = RunDir.open(run_path)
     old = load_config(run.config_file)
     cfg = load_config(run.config_file, overrides)
@@ -89,7 +93,10 @@ def resume(run_path: str, overrides: list[str], command: str) -> TrainResult:
             f"{cfg.train.total_timesteps}); to continue, raise it: soccerlab train --resume "
             f"{run.path} train.total_timesteps={2 * cfg.train.total_timesteps}"
         )
-    return Trainer(cfg, command, run=run, checkpoint=latest[1]).run()
+    ckpt = latest[1]
+    trust.check([ckpt / runs.MODEL, ckpt / runs.VECNORM, ckpt / runs.REPLAY], trust_pickle,
+                f"resuming {run.path}")
+    return Trainer(cfg, command, run=run, checkpoint=ckpt).run()
 
 
 def _alive(pid: Any, host: Any) -> bool:
@@ -344,7 +351,7 @@ class Trainer:
     def _finish(self) -> TrainResult:
         run = self.run_dir
         ckpt = self.save_checkpoint()
-        for name in (runs.MODEL, runs.VECNORM):
+        for name in (runs.MODEL, runs.VECNORM, runs.VECNORM_NPZ):
             if (ckpt / name).is_file():
                 with atomic_path(run.path / name) as tmp:
                     tmp.write_bytes((ckpt / name).read_bytes())
@@ -430,10 +437,13 @@ class Trainer:
         write_text_atomic(self.run_dir.evaluations_file, buf.getvalue())
 
     def _save_policy(self, folder: Path) -> None:
-        """The model and, when normalising, the normaliser's statistics into ``folder``."""
+        """The model and, when normalising, the normaliser's statistics (pickle for SB3, and a
+        plain .npz that eval/play/export read) into ``folder``."""
         self.model.save(folder / runs.MODEL)
         if self.vecnorm is not None:
             self.vecnorm.save(folder / runs.VECNORM)
+            normalizer.save(self.vecnorm, folder / runs.VECNORM_NPZ)
+        trust.record([folder / runs.MODEL, folder / runs.VECNORM])
 
     def _save_best(self, report: EvalReport, step: int) -> None:
         with atomic_dir(self.run_dir.best_dir) as tmp:
@@ -451,6 +461,7 @@ class Trainer:
                 holdout = self.validation.holdout if self.validation is not None else None
                 with holdout.detached() if holdout is not None else contextlib.nullcontext():
                     self.model.save_replay_buffer(tmp / runs.REPLAY)
+                trust.record([tmp / runs.REPLAY])
                 if holdout is not None:
                     holdout.save(tmp / VALIDATION_FILE)
             write_json_atomic(tmp / runs.STATE, {"step": step, "best_score": _finite(self.best_score),
