@@ -83,6 +83,14 @@ def build_model(cfg: Config, env: VecEnv, device: str) -> BaseAlgorithm:
     """A fresh model for ``cfg`` on ``env``; every user mistake becomes a UserError."""
     spec = get_algo(cfg.algo.name)
     params = algo_params(cfg, spec, env)
+    if cfg.algo.demos is not None:
+        if not spec.off_policy:
+            raise UserError(f"algo.demos fills a replay buffer, which {spec.name} has not: "
+                            "warm-start on-policy algorithms from a BC run instead "
+                            "(soccerlab bc, then algo.init.path)")
+        from soccerlab.imitation.replay import buffer_params
+
+        params.update(buffer_params(cfg))
     try:
         return spec.cls(
             cfg.algo.policy,

@@ -1,4 +1,4 @@
-"""The ``soccerlab`` command: train, eval, play, tasks. Each command is a short function.
+"""The ``soccerlab`` command: train, bc, eval, play, tasks. Each command is a short function.
 
 User mistakes end with one line on stderr and exit code 2; a failed training run with 1; an
 interrupted one (Ctrl-C, SIGTERM) with 130 after saving a checkpoint.
@@ -79,6 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
                       "replay buffer) soccerlab did not write on this machine")
     p.set_defaults(fn=cmd_train)
 
+    p = sub.add_parser("bc", help="behaviour cloning: train a config's actor on demonstrations",
+                       description="Train the policy CONFIG's RL run would use (same network, "
+                                   "normaliser and observation frame) to imitate the demos in its "
+                                   "bc: section. Writes an ordinary run directory (printed last); "
+                                   "warm-start RL from it with algo.init.path=RUN_DIR.")
+    p.add_argument("args", nargs="+", metavar="CONFIG | key.path=value",
+                   help="the experiment YAML (with a bc: section), then overrides")
+    p.set_defaults(fn=cmd_bc)
+
     p = sub.add_parser("eval", help="evaluate a trained policy over several episodes and seeds",
                        description="Evaluate TARGET and print a table (mean ± std return, length, "
                                    "success rate where the env reports one).")
@@ -132,6 +141,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = trainer.start(config, overrides, command)
     stream = sys.stdout if result.status == "finished" else sys.stderr
     print(result.message, file=stream)
+    print(result.run)
+    return result.exit_code
+
+
+def cmd_bc(args: argparse.Namespace) -> int:
+    from soccerlab.imitation import bc
+
+    config, overrides = args.args[0], args.args[1:]
+    if "=" in config:
+        raise UserError(f"expected a CONFIG file first, got the override {config!r}")
+    _check_overrides(overrides)
+    result = bc.start(config, overrides, "soccerlab " + shlex.join(sys.argv[1:]))
+    print(result.message, file=sys.stdout if result.status == "finished" else sys.stderr)
     print(result.run)
     return result.exit_code
 

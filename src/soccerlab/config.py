@@ -155,9 +155,23 @@ class EnvConfig(_Section):
 class InitConfig(_Section):
     """Warm start from pretrained weights."""
 
-    path: str = Field(description="An SB3 .zip, or a PyTorch file holding a state dict.")
+    path: str = Field(description="A run directory (e.g. a BC run), an SB3 .zip, or a PyTorch state dict file.")
     freeze_layers: int = Field(0, ge=0, description="Freeze the first N linear layers of the actor.")
     unfreeze_at: int | None = Field(None, ge=0, description="Step at which frozen layers unfreeze.")
+
+
+class DemosConfig(_Section):
+    """Off-policy learning with demonstrations in the replay buffer (``imitation.replay``)."""
+
+    path: str = Field(description="A demos .npz (soccerlab demos record), recorded with this reward.")
+    fraction: float = Field(
+        0.25, gt=0, le=1, description="At most this share of the replay buffer is pre-filled with demos."
+    )
+    batch_share: float | None = Field(
+        None, ge=0, le=1,
+        description="Keep this share of every batch from the demos (RLPD-style); null: uniform over all.",
+    )
+    min_score: float | None = Field(None, description="Load only demo episodes scoring above this.")
 
 
 class PolicyKwargs(_Section):
@@ -184,6 +198,7 @@ class AlgoConfig(_Section):
         "constant", description="linear decays params.learning_rate to 0 over train.total_timesteps."
     )
     init: InitConfig | None = None
+    demos: DemosConfig | None = None
 
     @field_validator("name")
     @classmethod
@@ -245,6 +260,19 @@ class LoggingConfig(_Section):
     verbose: int = Field(0, ge=0, le=2, description="SB3 verbosity.")
 
 
+class BCConfig(_Section):
+    """Behaviour cloning (``soccerlab bc``): the config's actor trained on demonstrations."""
+
+    demos: str = Field(description="A demos .npz (soccerlab demos record).")
+    epochs: int = Field(200, ge=1, description="Passes over the training split at most.")
+    batch_size: int = Field(256, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    validation_fraction: float = Field(0.1, gt=0, lt=1, description="Share of episodes held out.")
+    patience: int = Field(20, ge=1, description="Stop after this many epochs without a better validation loss.")
+    min_score: float | None = Field(None, description="Use only demo episodes scoring above this.")
+
+
 class Config(_Section):
     experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
     env: EnvConfig
@@ -253,6 +281,7 @@ class Config(_Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     video: VideoConfig = Field(default_factory=VideoConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    bc: BCConfig | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -120,3 +120,17 @@ def load(path: Path) -> ObsNormalizer:
                              {k: arrays[f"obs_var/{k}"] for k in keys}, keys=keys, **common)
     except KeyError as exc:
         raise UserError(f"{path} is not a soccerlab normaliser file (no {exc})") from None
+
+
+def obs_statistics(path: Path) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """``(mean, var, count)`` of the observation statistics in ``save``'s file (None when it
+    does not normalise observations or has a dict observation space)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "obs_mean" not in data.files or not bool(data["norm_obs"]):
+                return None
+            return (data["obs_mean"].astype(np.float64), data["obs_var"].astype(np.float64),
+                    float(data["obs_count"]))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"cannot read normaliser statistics {path}: {first}") from None

@@ -83,6 +83,9 @@ def resume(run_path: str, overrides: list[str], command: str,
     meta = run.read_meta()
     if meta.get("status") == "running" and _alive(meta.get("pid"), meta.get("host")):
         raise UserError(f"{run.path} is still running (pid {meta['pid']})")
+    if meta.get("kind") == "bc":
+        raise UserError(f"{run.path} is a behaviour-cloning run; to train on from it, "
+                        f"warm-start RL: soccerlab train CONFIG algo.init.path={run.path}")
     latest = run.latest_checkpoint()
     if latest is None:
         raise UserError(f"{run.path} has no checkpoint to resume from")
@@ -163,8 +166,15 @@ class Trainer:
         if self.checkpoint is None:
             self.model = build_model(cfg, self.venv, device)
             self.vecnorm = self.venv if isinstance(self.venv, VecNormalize) else None
+            if cfg.algo.demos is not None:
+                from soccerlab.imitation.replay import load_demos_into
+
+                print(load_demos_into(self.model, cfg))
             if cfg.algo.init is not None:
                 print(warmstart.load_into(self.model, cfg.algo.init.path))
+                carried = warmstart.load_normalizer_into(self.vecnorm, cfg.algo.init.path)
+                if carried:
+                    print(carried)
         else:
             self._load_checkpoint(device)
         if cfg.train.validation is not None:

@@ -1,7 +1,10 @@
 """Warm starts: load pretrained weights into the matching parts of a new model; freeze layers.
 
 Accepted files (``algo.init.path``):
-- an SB3 ``.zip``: its policy's state dict;
+- a run directory (e.g. a behaviour-cloning run): its policy model (best, else final, else
+  latest checkpoint), and the observation normaliser statistics saved beside it
+  (``load_normalizer_into``);
+- an SB3 ``.zip``: its policy's state dict (and the normaliser beside it, as for a run);
 - a PyTorch file (loaded with ``weights_only=True``) holding a state dict, or a dict with
   ``policy_state_dict`` (names as in ``model.policy``) or ``actor_state_dict`` (names as in the
   actor: ``model.policy.actor`` for SAC/TD3/TQC/CrossQ, ``model.policy`` for PPO/A2C).
@@ -40,9 +43,38 @@ class LoadReport:
         return msg
 
 
+def resolve_init_path(path: str | Path) -> Path:
+    """The weights file ``algo.init.path`` names: a run directory's policy model, else itself."""
+    path = Path(path)
+    if path.is_dir():
+        from soccerlab import runs
+
+        return runs.RunDir.open(path).policy_model()
+    return path
+
+
+def load_normalizer_into(vecnorm: Any, path: str | Path) -> str | None:
+    """Start ``vecnorm``'s observation statistics from those saved beside the init model
+    (``vecnormalize.npz``, read without unpickling). Returns what was done, or None."""
+    from soccerlab import normalizer, runs
+
+    source = resolve_init_path(path).parent / runs.VECNORM_NPZ
+    if vecnorm is None or not vecnorm.norm_obs or not source.is_file():
+        return None
+    stats = normalizer.obs_statistics(source)
+    if stats is None:
+        return None
+    mean, var, count = stats
+    if mean.shape != vecnorm.obs_rms.mean.shape:
+        raise UserError(f"algo.init.path: normaliser statistics in {source} have shape "
+                        f"{mean.shape}, the env's observations {vecnorm.obs_rms.mean.shape}")
+    vecnorm.obs_rms.mean, vecnorm.obs_rms.var, vecnorm.obs_rms.count = mean, var, count
+    return f"warm start: observation normaliser statistics from {source} ({count:.0f} samples)"
+
+
 def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
     """The tensors in ``path`` and what they describe: 'policy' or 'actor'."""
-    path = Path(path)
+    path = resolve_init_path(path)
     if not path.is_file():
         raise UserError(f"algo.init.path: file not found: {path}")
     if _is_sb3_archive(path):

@@ -1,0 +1,168 @@
+"""Behaviour cloning: the actor an RL config will use, trained to imitate demonstrations.
+
+``soccerlab bc CONFIG`` builds exactly what ``soccerlab train CONFIG`` would build (envs,
+VecNormalize, the algorithm's policy network) and, instead of RL, fits the policy's
+deterministic action to the demonstrations' actions (mean squared error, Adam), with a
+validation split by episode, early stopping on the validation loss (the best epoch's weights
+are kept) and the experiment seed for everything random. The observation normaliser, when the
+config has one, starts from the demonstrations' statistics.
+
+Its output is an ordinary run directory (``<name>-bc-<time>``): ``model.zip`` and the
+normaliser files, ``config.yaml``, ``meta.json`` (``kind: bc`` and the BC summary), TensorBoard
+curves ``bc/train_loss`` and ``bc/val_loss`` (x axis: epoch), and the final evaluation with
+the competition score. ``eval``, ``play`` and ``export`` take it like any run, and
+``algo.init.path: <BC run>`` warm-starts RL from it, normaliser statistics included.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+
+from soccerlab.config import Config, config_from_dict, load_config
+from soccerlab.errors import UserError
+from soccerlab.imitation.demos import Demos, load_demos
+from soccerlab.training.trainer import Trainer, TrainResult
+
+
+def start(config_path: str, overrides: list[str], command: str) -> TrainResult:
+    """``soccerlab bc CONFIG [overrides]``."""
+    cfg = load_config(config_path, overrides)
+    if cfg.bc is None:
+        raise UserError(f"{config_path} has no bc: section (bc.demos: a demos file is needed)")
+    data = cfg.to_dict()
+    data["experiment"]["name"] = f"{cfg.experiment.name}-bc"
+    return BCTrainer(config_from_dict(data), command).run()
+
+
+def check_demos(cfg: Config, demos: Demos) -> None:
+    """UserError where the demonstrations cannot teach this config's policy."""
+    if not cfg.env.is_soccer:
+        raise UserError("behaviour cloning needs a soccer config (env.tasks): demos hold the "
+                        "unified soccer observation")
+    if demos.control != cfg.env.control:
+        raise UserError(f"demos were recorded under {demos.control} control, the config uses "
+                        f"env.control: {cfg.env.control}")
+    if demos.frame != cfg.env.observation:
+        raise UserError(f"demos hold {demos.frame}-frame observations, the config uses "
+                        f"env.observation: {cfg.env.observation}")
+    if demos.n == 0:
+        raise UserError("the demos hold no transitions (after bc.min_score)")
+
+
+def policy_action(model: BaseAlgorithm, obs: torch.Tensor) -> torch.Tensor:
+    """The policy's deterministic action for a batch of (normalised) observations, with
+    gradients: the Gaussian mean for PPO/A2C, the squashed mean for SAC/TQC/CrossQ, the actor's
+    output for TD3/DDPG."""
+    return model.policy._predict(obs, deterministic=True)  # noqa: SLF001 - SB3's own forward
+
+
+@dataclass
+class Split:
+    train: np.ndarray  # row indices
+    val: np.ndarray
+
+
+def split_by_episode(demos: Demos, fraction: float, seed: int) -> Split:
+    """Hold out ``fraction`` of the episodes (at least one, at least one left to train on)."""
+    episodes = np.random.default_rng(seed).permutation(demos.n_episodes)
+    n_val = min(max(1, round(fraction * demos.n_episodes)), demos.n_episodes - 1)
+    if n_val < 1:
+        raise UserError("behaviour cloning needs at least 2 demo episodes (one to validate on)")
+    val = np.isin(demos.episode, episodes[:n_val])
+    return Split(np.flatnonzero(~val), np.flatnonzero(val))
+
+
+class BCTrainer(Trainer):
+    """A ``Trainer`` whose learning phase is behaviour cloning (see the module docstring)."""
+
+    def _build(self) -> None:
+        super()._build()
+        bc = self.cfg.bc
+        demos = load_demos(bc.demos)
+        if bc.min_score is not None:
+            demos = demos.select_episodes(demos.episode_score > bc.min_score)
+        check_demos(self.cfg, demos)
+        self.demos = demos
+        self.targets = demos.policy_actions(self.cfg.env.control)
+
+    def _learn(self) -> TrainResult:
+        bc, demos = self.cfg.bc, self.demos
+        start = time.perf_counter()
+        self._fit_normalizer()
+        obs = self._normalized(demos.observations)
+        split = split_by_episode(demos, bc.validation_fraction, self.cfg.experiment.seed)
+        x = torch.as_tensor(obs, device=self.model.device)
+        y = torch.as_tensor(self.targets, device=self.model.device)
+        policy = self.model.policy
+        optimizer = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad],
+                                     lr=bc.learning_rate, weight_decay=bc.weight_decay)
+        rng = torch.Generator().manual_seed(self.cfg.experiment.seed)
+        best = (self._loss(x, y, split.val), 0, copy.deepcopy(policy.state_dict()))
+        self._log(0, self._loss(x, y, split.train), best[0])
+        stale = 0
+        print(f"behaviour cloning on {len(split.train)} transitions "
+              f"({len(split.val)} held out) from {bc.demos}: untrained validation loss "
+              f"{best[0]:.4f}")
+        for epoch in range(1, bc.epochs + 1):
+            policy.set_training_mode(True)
+            order = split.train[torch.randperm(len(split.train), generator=rng).numpy()]
+            losses = []
+            for i in range(0, len(order), bc.batch_size):
+                rows = torch.as_tensor(order[i:i + bc.batch_size], device=x.device)
+                loss = torch.nn.functional.mse_loss(policy_action(self.model, x[rows]), y[rows])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())
+            val = self._loss(x, y, split.val)
+            self._log(epoch, float(np.mean(losses)), val)
+            if val < best[0]:
+                best, stale = (val, epoch, copy.deepcopy(policy.state_dict())), 0
+            else:
+                stale += 1
+            if stale >= bc.patience:
+                break
+        policy.load_state_dict(best[2])
+        seconds = time.perf_counter() - start
+        summary = {"demos": str(bc.demos), "transitions": int(demos.n),
+                   "episodes": int(demos.n_episodes), "train_rows": len(split.train),
+                   "val_rows": len(split.val), "epochs_run": epoch, "best_epoch": best[1],
+                   "best_val_loss": best[0], "seconds": round(seconds, 2)}
+        self.run_dir.update_meta(kind="bc", bc=summary)
+        print(f"best validation loss {best[0]:.4f} at epoch {best[1]} of {epoch} "
+              f"({seconds:.1f} s)")
+        return self._finish()
+
+    # ---------------------------------------------------------------------------------
+    def _fit_normalizer(self) -> None:
+        """Start the observation statistics from the demonstrations (what RL will see)."""
+        vecnorm = self.vecnorm
+        if vecnorm is None or not vecnorm.norm_obs:
+            return
+        obs = self.demos.observations.astype(np.float64)
+        vecnorm.obs_rms.mean = obs.mean(axis=0)
+        vecnorm.obs_rms.var = obs.var(axis=0)
+        vecnorm.obs_rms.count = float(len(obs))
+
+    def _normalized(self, obs: np.ndarray) -> np.ndarray:
+        if self.vecnorm is None:
+            return obs.astype(np.float32)
+        return np.asarray(self.vecnorm.normalize_obs(obs), dtype=np.float32)
+
+    def _loss(self, x: torch.Tensor, y: torch.Tensor, rows: np.ndarray) -> float:
+        self.model.policy.set_training_mode(False)
+        with torch.no_grad():
+            idx = torch.as_tensor(rows, device=x.device)
+            return float(torch.nn.functional.mse_loss(policy_action(self.model, x[idx]), y[idx]))
+
+    def _log(self, epoch: int, train: float, val: float) -> None:
+        log = self.model.logger
+        log.record("bc/train_loss", train)
+        log.record("bc/val_loss", val)
+        log.dump(epoch)
