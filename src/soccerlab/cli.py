@@ -1,4 +1,5 @@
-"""The ``soccerlab`` command: train, bc, eval, play, tasks. Each command is a short function.
+"""The ``soccerlab`` command: train, bc, eval, play, export, submit, tasks. Each command is a
+short function.
 
 User mistakes end with one line on stderr and exit code 2; a failed training run with 1; an
 interrupted one (Ctrl-C, SIGTERM) with 130 after saving a checkpoint.
@@ -108,6 +109,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--height", type=_positive, default=480, help="video height in pixels (default 480)")
     p.add_argument("--task", help="soccer: the task to play (default: the run's first task)")
     p.set_defaults(fn=cmd_play)
+
+    p = sub.add_parser("export", help="write a soccer run as an SAI submission folder, checked",
+                       description="Export TARGET (a soccer run, or a model inside one) as a folder "
+                                   "SAI accepts as it is: model, preprocessor.py, action_function.py, "
+                                   "manifest.json, README.md. Before it is written, the files run "
+                                   "through the SAI benchmark's loop in a fresh process without "
+                                   "soccerlab; its scores must equal soccerlab's evaluation on the "
+                                   "run's eval seeds. Prints the folder last.")
+    p.add_argument("target", metavar="TARGET", help="a soccer run directory or a model .zip inside one")
+    p.add_argument("--out", metavar="DIR", help="the folder to write (default: RUN/submission-FORMAT)")
+    p.add_argument("--format", dest="fmt", choices=("torchscript", "onnx"), default="torchscript",
+                   help="model file: torchscript (model.pt, default; walker control needs it) or "
+                        "onnx (model.onnx, torque control)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out folder")
+    _add_trust_arg(p, "read an old run's vecnormalize.pkl when it has no vecnormalize.npz")
+    p.set_defaults(fn=cmd_export)
+
+    p = sub.add_parser("submit", help="submit an exported folder to the SAI competition (sai-rl)",
+                       description="Submit DIR (made by soccerlab export) with sai-rl. Needs "
+                                   "pip install 'soccerlab[sai]', an API key (sai login or "
+                                   "SAI_API_KEY) and the network.")
+    p.add_argument("folder", metavar="DIR", help="a folder written by soccerlab export")
+    p.add_argument("--name", required=True, help="the submission's name")
+    p.add_argument("--competition", default="booster-soccer-showdown",
+                   help="SAI competition id (default: booster-soccer-showdown)")
+    p.set_defaults(fn=cmd_submit)
 
     p = sub.add_parser("tasks", help="list the soccer showdown tasks",
                        description="List the soccer tasks: env id, raw and unified observation "
@@ -230,6 +257,34 @@ def cmd_play(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from soccerlab.export import ExportCheckFailed, export_run
+
+    try:
+        result = export_run(args.target, args.out, args.fmt, args.force, args.trust_pickle)
+    except ExportCheckFailed as exc:
+        print(f"soccerlab export: check failed, nothing written: {exc}", file=sys.stderr)
+        return 1
+    manifest = result.manifest
+    print(f"exported {manifest['source']['model']} (step {manifest['source']['step']}, "
+          f"{manifest['control']} control) in {result.seconds:.1f} s")
+    print(f"SAI-style check passed: scores equal soccerlab eval on seeds "
+          f"{manifest['check']['seeds']} ({manifest['check']['episodes']} episode(s) each):")
+    for task, score in manifest["scores"]["tasks"].items():
+        print(f"  {task:<24} {score:8.3f}")
+    print(f"  {'overall':<24} {manifest['scores']['overall']:8.3f}")
+    print(result.folder)
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from soccerlab.export.submit import submit
+
+    answer = submit(args.folder, args.name, args.competition)
+    print(f"submitted {args.folder} as {args.name!r}: {answer}")
+    return 0
+
+
 def _play(predict, env, episodes: int, seed: int, normalizer) -> tuple[list[float], list[int]]:
     from soccerlab.video import rollout
 
@@ -255,7 +310,7 @@ def _print_episodes(returns: list[float], lengths: list[int]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command in ("eval", "play"):
+    if args.command in ("eval", "play", "export"):
         import torch
 
         torch.set_num_threads(1)  # one small policy forward per step: threads only add overhead

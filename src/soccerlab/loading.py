@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,8 +171,10 @@ def build_policy_model(cfg: Config, spec: AlgoSpec, spaces: tuple[gym.Space, gym
     if spec.off_policy:
         params["buffer_size"] = 1  # the policy is all we need
     try:
-        return spec.cls(cfg.algo.policy, venv, device="cpu", seed=cfg.experiment.seed,
-                        policy_kwargs=resolve_policy_kwargs(cfg.algo.policy_kwargs), **params)
+        with warnings.catch_warnings():  # e.g. PPO's batch-size advice for 1 env: not training
+            warnings.simplefilter("ignore")
+            return spec.cls(cfg.algo.policy, venv, device="cpu", seed=cfg.experiment.seed,
+                            policy_kwargs=resolve_policy_kwargs(cfg.algo.policy_kwargs), **params)
     except (TypeError, ValueError, AssertionError, KeyError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(f"cannot build {spec.name} with this config: {detail}") from None

@@ -1,0 +1,432 @@
+"""``soccerlab export``: a soccer run -> a folder that SAI accepts as it is, checked before it exists.
+
+The folder: ``model.pt`` (TorchScript) or ``model.onnx``, ``preprocessor.py``,
+``action_function.py``, ``manifest.json`` and ``README.md`` (see ``modules.py`` for the model).
+It is built aside and renamed into place only after ``sai_check.py`` ran it, in a fresh Python
+process that does not import soccerlab, through the SAI benchmark's loop on every task of the
+run and the run's eval seeds, and the per-episode competition scores (and episode lengths) and
+the first applied torques equalled soccerlab's own evaluation exactly.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from soccerlab import runs
+from soccerlab.config import Config, config_from_dict, load_config
+from soccerlab.errors import UserError
+from soccerlab.export.modules import DeterministicActor, TorqueController, WalkerController
+from soccerlab.loading import LoadedPolicy, load_policy
+
+FORMATS = ("torchscript", "onnx")
+MODEL_FILES = {"torchscript": "model.pt", "onnx": "model.onnx"}
+RECORD_DECISIONS = 5  # first policy decisions whose applied torques must match
+CHECK = Path(__file__).with_name("sai_check.py")
+
+
+class ExportCheckFailed(Exception):
+    """The exported files do not reproduce soccerlab's evaluation (nothing was written)."""
+
+
+@dataclass
+class ExportResult:
+    folder: Path
+    manifest: dict[str, Any]
+    seconds: float
+
+
+def export_run(target: str | Path, out: str | Path | None = None, fmt: str = "torchscript",
+               force: bool = False, trust_pickle: bool = False) -> ExportResult:
+    """Export TARGET (a soccer run, or a model inside one) into ``out`` (see the module doc)."""
+    start = time.perf_counter()
+    if fmt not in FORMATS:
+        raise UserError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    target = Path(target)
+    if target.is_dir():
+        run = runs.RunDir.open(target).path  # one line for a folder that is not a run
+    elif target.is_file():
+        run = _run_of(target)
+        if run is None:
+            raise UserError(f"{target} is not inside a soccerlab run; export needs the run's config")
+    else:
+        raise UserError(f"not found: {target} (expected a soccer run or a model .zip inside one)")
+    cfg = load_config(run / "config.yaml")
+    if not cfg.env.is_soccer:
+        raise UserError(f"export writes SAI soccer submissions; {run} trains {cfg.env.id}")
+    if cfg.env.control == "walker" and fmt == "onnx":
+        raise UserError("walker control exports as torchscript only: its model keeps per-env "
+                        "state between calls (gait phase, walker actions), which ONNX cannot")
+    folder = Path(out) if out else run / f"submission-{fmt}"
+    if folder.exists() and not force:
+        raise UserError(f"{folder} already exists; pass --force to replace it")
+    loaded = load_policy(target, trust_pickle=trust_pickle)
+    torch.set_num_threads(1)
+    module, walker_config = build_module(loaded)
+    with runs.atomic_dir(folder) as tmp:
+        _save_model(module, tmp / MODEL_FILES[fmt], fmt)
+        (tmp / "preprocessor.py").write_text(preprocessor_source(cfg.env.observation))
+        (tmp / "action_function.py").write_text(action_function_source(cfg.env.control))
+        reference = reference_evaluation(loaded)
+        decimation = walker_config.decimation if walker_config is not None else 1
+        observed = run_check(tmp, fmt, cfg, RECORD_DECISIONS * decimation)
+        compare(reference, observed, decimation)
+        manifest = _manifest(loaded, run, fmt, reference, walker_config)
+        runs.write_json_atomic(tmp / "manifest.json", manifest)
+        (tmp / "README.md").write_text(readme_text(manifest))
+    return ExportResult(folder, manifest, time.perf_counter() - start)
+
+
+def _run_of(model_path: Path) -> Path | None:
+    for folder in (model_path.parent, *list(model_path.parents)[1:3]):
+        if (folder / "config.yaml").is_file():
+            return folder
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The model
+# ---------------------------------------------------------------------------------------------
+
+
+class _Predict(nn.Module):
+    def __init__(self, policy: nn.Module):
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.policy._predict(obs, deterministic=True)
+
+
+def deterministic_actor(loaded: LoadedPolicy) -> DeterministicActor:
+    """The SB3 policy's ``predict(deterministic=True)`` with the normaliser folded in."""
+    policy = loaded.model.policy
+    policy.set_training_mode(False)
+    for p in policy.parameters():
+        p.requires_grad_(False)
+    obs_dim = int(np.prod(policy.observation_space.shape))
+    with torch.no_grad():
+        actor = torch.jit.trace(_Predict(policy), torch.zeros(16, obs_dim), check_trace=False)
+    norm = loaded.vecnorm
+    normalize = norm is not None and norm.norm_obs
+    empty = torch.zeros(obs_dim, dtype=torch.float64)
+    space = policy.action_space
+    return DeterministicActor(
+        actor,
+        torch.as_tensor(norm.mean) if normalize else empty,
+        torch.as_tensor(norm.var) if normalize else empty,
+        norm.epsilon if norm is not None else 1e-8,
+        norm.clip_obs if norm is not None else 10.0,
+        normalize,
+        torch.as_tensor(space.low), torch.as_tensor(space.high),
+        bool(policy.squash_output),
+    )
+
+
+def build_module(loaded: LoadedPolicy) -> tuple[nn.Module, Any]:
+    """The exported module (scripted) and, for walker control, the walker's config."""
+    actor = deterministic_actor(loaded)
+    if loaded.cfg.env.control != "walker":
+        return torch.jit.script(TorqueController(actor)), None
+    walker = _walker(loaded.cfg)
+    module = WalkerController(actor, walker.policy, walker.config)
+    return torch.jit.script(module), walker.config
+
+
+def _walker(cfg: Config) -> Any:
+    """The joystick walker exactly as soccerlab's soccer envs build it for this config."""
+    from soccerlab.envs.factory import eval_suite
+    from soccerlab.envs.soccer import JoystickWalker
+
+    venv = eval_suite(_sai_backend(cfg))[0][1](1)
+    try:
+        walker = getattr(venv.envs[0].unwrapped, "walker", None)
+    finally:
+        venv.close()
+    if not isinstance(walker, JoystickWalker):
+        raise UserError("cannot find the walker of this run's env to export it")
+    return walker
+
+
+def _save_model(module: nn.Module, path: Path, fmt: str) -> None:
+    if fmt == "torchscript":
+        module.save(str(path))
+        return
+    try:
+        import onnx  # noqa: F401  (torch's exporter needs it)
+    except ImportError:
+        raise UserError("--format onnx needs onnx: pip install 'soccerlab[sai]'") from None
+    obs = torch.zeros(2, 89)
+    torch.onnx.export(module, (obs,), str(path), input_names=["obs"], output_names=["action"],
+                      dynamic_axes={"obs": {0: "batch"}, "action": {0: "batch"}},
+                      opset_version=17, dynamo=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# The code files
+# ---------------------------------------------------------------------------------------------
+
+
+def preprocessor_source(frame: str) -> str:
+    """``preprocessor.py``: soccerlab's SAI ``Preprocessor`` (class first, NumPy only) with the
+    run's observation frame as its default."""
+    from soccerlab.envs.soccer import submission_source
+
+    source = submission_source()
+    pattern = re.compile(r'(def __init__\(self, task_index=None, frame=)"world"(\):)')
+    if frame != "world":
+        source, n = pattern.subn(rf'\1"{frame}"\2', source)
+        if n != 1:
+            raise RuntimeError("cannot set the Preprocessor's default frame in submission.py")
+    return source
+
+
+WALKER_ACTION_FUNCTION = '''"""SAI action function of a soccerlab walker export: the model already outputs joint torques
+in N·m (PD control inside the model), so they are passed on unchanged."""
+
+import numpy as np
+
+
+def action_function(policy_output):
+    return np.asarray(policy_output, dtype=np.float32)
+'''
+
+
+def action_function_source(control: str) -> str:
+    """``action_function.py``: torque control maps [-1, 1] onto the torque bounds as training did
+    (SAI's default mapping rounds differently); walker control passes torques through."""
+    if control == "walker":
+        return WALKER_ACTION_FUNCTION
+    from soccerlab.envs.soccer import action_function
+
+    return ('"""SAI action function of a soccerlab torque export (the one the training env used)."""'
+            "\n\nimport numpy as np\n\n\n" + inspect.getsource(action_function))
+
+
+# ---------------------------------------------------------------------------------------------
+# The check
+# ---------------------------------------------------------------------------------------------
+
+
+def _tasks(cfg: Config) -> list[str]:
+    from soccerlab.envs.factory import eval_suite
+
+    return [name for name, _ in eval_suite(cfg)]
+
+
+def reference_evaluation(loaded: LoadedPolicy) -> dict[str, Any]:
+    """soccerlab's own deterministic evaluation on the run's eval seeds, plus the torques applied
+    after each of the first ``RECORD_DECISIONS`` decisions of the first seed's first episode."""
+    from soccerlab.envs.factory import eval_suite, seed_each
+    from soccerlab.evaluation import EvalReport, model_predictor, run_episodes
+
+    cfg = loaded.cfg
+    seeds, episodes = list(cfg.eval.seeds), cfg.eval.episodes
+    predict = model_predictor(loaded.model, True)
+    found = []
+    for name, make in eval_suite(cfg):
+        venv = make(len(seeds))
+        try:
+            found += run_episodes(predict, venv, seeds, episodes, name, loaded.vecnorm)
+        finally:
+            venv.close()
+    report = EvalReport(found, True, cfg.eval.task_weights)
+    scores: dict[str, dict[str, dict[str, Any]]] = {
+        name: {str(s): {} for s in seeds} for name, _ in eval_suite(cfg)}
+    for ep in found:
+        per_seed = scores[ep.group][str(ep.seed)]
+        record = ep.extra["soccer"]
+        per_seed[str(len(per_seed))] = {"score": record["score"], "length": record["length"]}
+    sai_cfg = _sai_backend(cfg)
+    ctrl = {}
+    for name, make in eval_suite(sai_cfg):
+        venv = make(1)
+        try:
+            seed_each(venv, seeds[:1])
+            obs = venv.reset()
+            data = venv.envs[0].unwrapped.sim[1]
+            rows = []
+            for _ in range(RECORD_DECISIONS):
+                batch = loaded.vecnorm.normalize_obs(obs) if loaded.vecnorm is not None else obs
+                obs, _, dones, _ = venv.step(predict(batch))
+                rows.append(np.asarray(data.ctrl, dtype=np.float64).tolist())
+                if dones[0]:
+                    break
+            ctrl[name] = rows
+        finally:
+            venv.close()
+    return {"scores": scores, "ctrl": ctrl, "report": report, "seeds": seeds}
+
+
+def _sai_backend(cfg: Config) -> Config:
+    data = cfg.to_dict()
+    data["env"]["backend"] = "sai"
+    return config_from_dict(data)
+
+
+def run_check(folder: Path, fmt: str, cfg: Config, record_steps: int) -> dict[str, Any]:
+    """Run ``sai_check.py`` on ``folder`` in a fresh, isolated Python process."""
+    from soccerlab.envs.soccer import get_task
+
+    make_kwargs = dict(cfg.env.kwargs)
+    if cfg.env.max_episode_steps is not None:
+        make_kwargs["max_episode_steps"] = cfg.env.max_episode_steps
+    tasks = [{"name": t, "env_id": get_task(t).env_id, "index": get_task(t).onehot_index}
+             for t in _tasks(cfg)]
+    spec = {"folder": str(folder), "model": MODEL_FILES[fmt], "format": fmt,
+            "seeds": list(cfg.eval.seeds), "episodes": cfg.eval.episodes,
+            "record_steps": record_steps, "make_kwargs": make_kwargs, "tasks": tasks}
+    with tempfile.TemporaryDirectory(prefix="soccerlab-check-") as tmp:
+        spec_file = Path(tmp) / "spec.json"
+        spec_file.write_text(json.dumps(spec))
+        proc = subprocess.run([sys.executable, "-I", str(CHECK), str(spec_file)],
+                              capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise ExportCheckFailed(f"the SAI-style check of the export crashed: {last}")
+    observed = json.loads(proc.stdout.strip().splitlines()[-1])
+    if observed["modules"]["soccerlab"]:
+        raise ExportCheckFailed("the SAI-style check imported soccerlab: the export is not "
+                                "self-contained")
+    return observed
+
+
+def compare(reference: dict[str, Any], observed: dict[str, Any], decimation: int) -> None:
+    """ExportCheckFailed, naming the first difference, unless scores, lengths and the first
+    applied torques are equal."""
+    from soccerlab.envs.soccer import episode_score
+
+    for task, per_seed in reference["scores"].items():
+        got = observed["tasks"][task]
+        for seed, eps in per_seed.items():
+            i = reference["seeds"].index(int(seed))
+            for k, want in eps.items():
+                ep = got["batches"][int(k)][i]
+                if ep["terms"] is None:
+                    raise ExportCheckFailed(f"{task}, seed {seed}, episode {k}: no episode end "
+                                            "in the SAI-style loop")
+                score = episode_score(ep["terms"], task)[0]
+                if score != want["score"] or ep["length"] != want["length"]:
+                    raise ExportCheckFailed(
+                        f"{task}, seed {seed}, episode {k}: the exported files score {score!r} "
+                        f"in {ep['length']} steps under the SAI loop, soccerlab eval "
+                        f"{want['score']!r} in {want['length']} steps")
+        ctrl = got["ctrl"]
+        for j, want_row in enumerate(reference["ctrl"][task]):
+            step = (j + 1) * decimation - 1
+            if step >= len(ctrl) or not np.array_equal(np.float32(ctrl[step]), np.float32(want_row)):
+                raise ExportCheckFailed(
+                    f"{task}: the torques applied at env step {step + 1} differ from soccerlab's "
+                    f"(max difference {_max_diff(ctrl, step, want_row)})")
+
+
+def _max_diff(ctrl: list, step: int, want: list) -> str:
+    if step >= len(ctrl):
+        return "missing"
+    return f"{float(np.max(np.abs(np.asarray(ctrl[step]) - np.asarray(want)))):.3g}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Manifest and README
+# ---------------------------------------------------------------------------------------------
+
+
+def _step_of(loaded: LoadedPolicy, run: Path) -> int | None:
+    folder = loaded.path.parent
+    if (folder / runs.METRICS).is_file():
+        return int(json.loads((folder / runs.METRICS).read_text())["step"])
+    if folder.name.isdigit():
+        return int(folder.name)
+    return runs.RunDir(run).read_meta().get("timesteps")
+
+
+def _manifest(loaded: LoadedPolicy, run: Path, fmt: str, reference: dict[str, Any],
+              walker_config: Any) -> dict[str, Any]:
+    from soccerlab.export import sai_versions
+
+    cfg = loaded.cfg
+    comp = reference["report"].competition
+    env = cfg.env
+    return {
+        "source": {"run": str(run.resolve()), "model": str(loaded.path.resolve()),
+                   "step": _step_of(loaded, run)},
+        "format": fmt,
+        "model": MODEL_FILES[fmt],
+        "preprocessor": "preprocessor.py",
+        "action_function": "action_function.py",
+        "algorithm": cfg.algo.name,
+        "tasks": list(reference["scores"]),
+        "observation": {"frame": env.observation, "size": 89},
+        "control": env.control,
+        "walker": None if walker_config is None else {
+            "path": env.walker.path, "decimation": walker_config.decimation,
+            "command_ranges": np.asarray(walker_config.command_ranges).tolist()},
+        "normalised": loaded.vecnorm is not None and loaded.vecnorm.norm_obs,
+        "model_output": ("joint torques in N·m" if env.control == "walker"
+                         else "actions in [-1, 1], mapped onto the torque bounds by action_function.py"),
+        "versions": {**runs.versions(), **sai_versions()},
+        "check": {"seeds": list(cfg.eval.seeds), "episodes": cfg.eval.episodes,
+                  "max_episode_steps": env.max_episode_steps, "deterministic": True,
+                  "first_decisions_compared": RECORD_DECISIONS},
+        "scores": {"tasks": {t: v["mean_score"] for t, v in comp["tasks"].items()},
+                   "overall": comp["overall"]["score"],
+                   "episodes": reference["scores"]},
+    }
+
+
+def readme_text(manifest: dict[str, Any]) -> str:
+    scores = "\n".join(f"| {t} | {s:.3f} |" for t, s in manifest["scores"]["tasks"].items())
+    model = manifest["model"]
+    model_type = "onnx" if manifest["format"] == "onnx" else "pytorch"
+    return f"""# SAI submission exported by soccerlab
+
+From `{manifest['source']['model']}` (step {manifest['source']['step']}), {manifest['control']}
+control, `{manifest['observation']['frame']}` observation frame.
+
+| file | what |
+|---|---|
+| `{model}` | the policy{' with the joystick walker and its PD loop' if manifest['control'] == 'walker' else ''}, normaliser folded in, deterministic actions; output: {manifest['model_output']} |
+| `preprocessor.py` | raw observation + info -> the 89-dim observation the policy trained on (NumPy only; the task one-hot from `info["task_index"]`) |
+| `action_function.py` | policy output -> torques for the env |
+| `manifest.json` | source run, versions, and the scores measured at export |
+
+## Submit
+
+With `soccerlab[sai]` installed and an SAI API key (`sai login` or `SAI_API_KEY`):
+
+    soccerlab submit THIS_FOLDER --name NAME
+
+or with sai-rl directly:
+
+```python
+from sai_rl import SAIClient
+
+sai = SAIClient(comp_id="booster-soccer-showdown")
+sai.submit("NAME", "{model}", model_type="{model_type}",
+           preprocessor_class="preprocessor.py", action_function="action_function.py")
+```
+
+## Scores at export
+
+soccerlab's deterministic evaluation on seeds {manifest['check']['seeds']}, {manifest['check']['episodes']}
+episode(s) per seed; the same files run through the SAI benchmark's loop (gymnasium vector env,
+autoreset disabled, one model across batches, one-hot `task_index`) in a process without
+soccerlab gave exactly these scores:
+
+| task | competition score |
+|---|---|
+{scores}
+| overall | {manifest['scores']['overall']:.3f} |
+"""
