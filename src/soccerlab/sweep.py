@@ -181,6 +181,8 @@ def open_storage(url: str, heartbeat: int, grace: int | None, retries: int) -> A
     engine: dict[str, Any] = {}
     if url.startswith("postgresql"):
         engine["connect_args"] = {"connect_timeout": 10}
+        if url.startswith("postgresql://"):  # the driver we ship (SQLAlchemy 2.0 would pick psycopg2)
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     try:
         return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat,
                           grace_period=grace,
