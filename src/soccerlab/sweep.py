@@ -183,13 +183,23 @@ def open_storage(url: str, heartbeat: int, grace: int | None, retries: int) -> A
         engine["connect_args"] = {"connect_timeout": 10}
         if url.startswith("postgresql://"):  # the driver we ship (SQLAlchemy 2.0 would pick psycopg2)
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    try:
-        return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat,
-                          grace_period=grace,
-                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(retries))
-    except (optuna.exceptions.OptunaError, ImportError, ValueError, Exception) as exc:  # noqa: BLE001
-        detail = " ".join(str(exc).split()) or type(exc).__name__
-        raise UserError(f"cannot open storage {_masked(url)}: {detail[:300]}") from None
+    import sqlalchemy.exc
+
+    for attempt in range(5):
+        try:
+            return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat,
+                              grace_period=grace,
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(retries))
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            # workers starting together on a fresh database race to create Optuna's tables:
+            # the loser sees "already exists"; the tables are there a moment later
+            if attempt == 4:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+        except (optuna.exceptions.OptunaError, ImportError, ValueError, Exception) as exc:  # noqa: BLE001
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            raise UserError(f"cannot open storage {_masked(url)}: {detail[:300]}") from None
+    raise AssertionError("unreachable")
 
 
 def open_study(sweep: Sweep) -> Any:
