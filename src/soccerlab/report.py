@@ -421,14 +421,14 @@ def run(targets_text: list[str], out_text: str | None) -> int:
 
 def _videos(targets: list[Target]) -> list[tuple[str, Path]]:
     """The latest video of each run (a study: of its best trial)."""
-    found = []
+    found: dict[Path, str] = {}
     for t in targets:
         runs = t.runs[:1] if t.kind == "study" else t.runs
         for r in runs:
             videos = sorted((r.path / "videos").glob("*.mp4"))
             if videos:
-                found.append((f"{r.name}: {videos[-1].stem}", videos[-1]))
-    return found
+                found.setdefault(videos[-1].resolve(), f"{r.name}: {videos[-1].stem}")
+    return [(name, path) for path, name in found.items()]
 
 
 def _markdown(title: str, targets: list[Target], tables: list[Table], images: list[tuple[str, Path]],
