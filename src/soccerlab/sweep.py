@@ -276,7 +276,7 @@ def work(sweep: Sweep, study: Any) -> int:
         if c.get("WAITING", 0) or finished + c.get("RUNNING", 0) < sweep.trials:
             outcome: list[str] = []
             # optimize() runs the trial's heartbeat thread, and marks a trial that raised as FAIL
-            study.optimize(lambda t: objective(sweep, t, outcome), n_trials=1,
+            study.optimize(lambda t, out=outcome: objective(sweep, t, out), n_trials=1,
                            catch=(TrialFailed, UserError))
             failures = failures + 1 if outcome != ["ok"] else 0
             if failures >= MAX_FAILURES_IN_A_ROW:
