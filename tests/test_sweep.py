@@ -8,7 +8,7 @@ import optuna
 import pytest
 import yaml
 
-from conftest import pendulum_config, run_dirs, write_config
+from conftest import pendulum_config, write_config
 from soccerlab.config import config_from_dict
 from soccerlab.errors import UserError
 
@@ -99,7 +99,7 @@ def test_bad_sweep_input_is_one_line_exit_2(tmp_path, cli):
     one_line_error(cli("sweep", good, "--trials", "0"), "positive integer")
     plain = pendulum_config(out)
     one_line_error(cli("sweep", write_config(tmp_path / "d.yaml", plain)), "no sweep.params")
-    assert not run_dirs(out)
+    assert not out.exists()  # bad input touches nothing
 
 
 # ---------------------------------------------------------------------------------------------

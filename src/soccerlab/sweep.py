@@ -72,6 +72,7 @@ def run(config_path: str, overrides: list[str], trials: int, storage: str | None
     """Run (or join, or continue) a study until it has ``trials`` finished trials."""
     sweep = prepare(config_path, overrides, trials, storage, study, command)
     optuna_study = open_study(sweep)
+    sweep.root.mkdir(parents=True, exist_ok=True)
     write_json_atomic(sweep.root / STUDY_FILE, {
         "study": sweep.study_name, "storage": sweep.storage_url, "direction": sweep.cfg.sweep.direction,
         "objective": sweep.objective, "value": sweep.cfg.sweep.value, "trials": trials,
@@ -105,7 +106,8 @@ def prepare(config_path: str, overrides: list[str], trials: int, storage: str | 
     base = cfg.to_dict()
     base.pop("sweep")
     root = Path(cfg.experiment.output_dir) / "sweeps" / name
-    root.mkdir(parents=True, exist_ok=True)
+    if storage is None:  # the SQLite file goes in the study folder
+        root.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{(root / 'study.db').resolve()}"
     return Sweep(cfg, base, name, url, root, trials, command)
 
