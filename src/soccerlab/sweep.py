@@ -403,7 +403,12 @@ def _spawn_workers(config_path: str, overrides: list[str], sweep: Sweep, jobs: i
            "--trials", str(sweep.trials), "--storage", sweep.storage_url,
            "--study", sweep.study_name, "--jobs", "1", "--worker"]
     procs = [subprocess.Popen(cmd) for _ in range(jobs)]
-    codes = [p.wait() for p in procs]
+    try:
+        codes = [p.wait() for p in procs]
+    except KeyboardInterrupt:  # the workers got the Ctrl-C too: let them mark their trials
+        for p in procs:
+            p.wait()
+        raise
     return next((c for c in codes if c), 0)
 
 
