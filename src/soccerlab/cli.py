@@ -1,5 +1,5 @@
-"""The ``soccerlab`` command: train, bc, eval, play, export, submit, tasks. Each command is a
-short function.
+"""The ``soccerlab`` command: train, bc, eval, play, export, submit, tasks, sweep, report.
+Each command is a short function.
 
 User mistakes end with one line on stderr and exit code 2; a failed training run with 1; an
 interrupted one (Ctrl-C, SIGTERM) with 130 after saving a checkpoint.
@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "train.*, eval.*, video.* and logging.*")
     _add_trust_arg(p, "with --resume: load a checkpoint whose pickles (SB3 model data, normaliser, "
                       "replay buffer) soccerlab did not write on this machine")
+    p.add_argument("--seeds", type=_seeds, metavar="0,1,2",
+                   help="a seed group: one run per seed (experiment.seed) in a group folder, and a "
+                        "summary (mean and 95%% confidence interval of final and best scores)")
+    p.add_argument("--parallel", type=_positive, default=1, metavar="K",
+                   help="with --seeds: run K seeds at a time, as separate processes (default 1)")
     p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("bc", help="behaviour cloning: train a config's actor on demonstrations",
@@ -88,6 +93,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("args", nargs="+", metavar="CONFIG | key.path=value",
                    help="the experiment YAML (with a bc: section), then overrides")
     p.set_defaults(fn=cmd_bc)
+
+    p = sub.add_parser("sweep", help="tune hyperparameters with Optuna (the config's sweep: section)",
+                       description="Search the config's sweep.params with Optuna. Each trial is a "
+                                   "run directory under <output_dir>/sweeps/<study>/; any number "
+                                   "of workers (here with --jobs, or on other machines with the "
+                                   "same --storage) share the study; rerunning continues it.")
+    p.add_argument("args", nargs="+", metavar="CONFIG | key.path=value",
+                   help="the experiment YAML (with a sweep: section), then overrides")
+    p.add_argument("--trials", type=_positive, default=20,
+                   help="the study's total of finished trials (default 20), whatever the workers")
+    p.add_argument("--storage", metavar="URL",
+                   help="sqlite:///FILE (default: <output_dir>/sweeps/<study>/study.db), "
+                        "postgresql://USER[:PASSWORD]@HOST[:PORT]/DB, or journal:FILE")
+    p.add_argument("--study", metavar="NAME", help="study name (default: experiment.name)")
+    p.add_argument("--jobs", type=_positive, default=1, metavar="K",
+                   help="worker processes on this machine (default 1)")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(fn=cmd_sweep)
+
+    p = sub.add_parser("report", help="plots, tables and one HTML file for runs, seed groups, studies",
+                       description="Read runs, seed groups or sweep studies (TensorBoard events and "
+                                   "evaluations.csv) and write PNG plots, a markdown table and one "
+                                   "self-contained report.html with plots, tables and videos.")
+    p.add_argument("targets", nargs="+", metavar="TARGET",
+                   help="a run directory, a seed group folder or a study folder (sweeps/<study>)")
+    p.add_argument("--out", metavar="DIR",
+                   help="output folder (default: <first target>/report)")
+    p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser("eval", help="evaluate a trained policy over several episodes and seeds",
                        description="Evaluate TARGET and print a table (mean ± std return, length, "
@@ -154,6 +187,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from soccerlab.training import trainer
 
     command = "soccerlab " + shlex.join(sys.argv[1:])
+    if args.seeds and args.resume:
+        raise UserError("--seeds starts new runs; it cannot be combined with --resume")
+    if args.seeds:
+        from soccerlab import seeds
+
+        if not args.args or "=" in args.args[0]:
+            raise UserError("train --seeds needs a CONFIG file first")
+        _check_overrides(args.args[1:])
+        return seeds.run(args.args[0], args.args[1:], args.seeds, args.parallel)
     if args.resume:
         overrides = args.args
         _check_overrides(overrides)
@@ -183,6 +225,24 @@ def cmd_bc(args: argparse.Namespace) -> int:
     print(result.message, file=sys.stdout if result.status == "finished" else sys.stderr)
     print(result.run)
     return result.exit_code
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from soccerlab import sweep
+
+    config, overrides = args.args[0], args.args[1:]
+    if "=" in config:
+        raise UserError(f"expected a CONFIG file first, got the override {config!r}")
+    _check_overrides(overrides)
+    command = "soccerlab " + shlex.join(sys.argv[1:])
+    return sweep.run(config, overrides, args.trials, args.storage, args.study, args.jobs, command,
+                     worker=args.worker)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from soccerlab import report
+
+    return report.run(args.targets, args.out)
 
 
 def _check_overrides(overrides: Sequence[str]) -> None:

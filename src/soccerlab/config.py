@@ -273,6 +273,62 @@ class BCConfig(_Section):
     min_score: float | None = Field(None, description="Use only demo episodes scoring above this.")
 
 
+class SweepParam(_Section):
+    """One dimension of a sweep's search space (an Optuna distribution)."""
+
+    type: Literal["float", "int", "categorical"] = Field(description="float, int or categorical")
+    low: float | None = Field(None, description="float/int: the lower bound (inclusive)")
+    high: float | None = Field(None, description="float/int: the upper bound (inclusive)")
+    log: bool = Field(False, description="float/int: sample on a log scale (low > 0)")
+    step: float | None = Field(None, gt=0, description="float/int: discretisation step")
+    choices: list[Any] | None = Field(None, description="categorical: the values to choose from")
+
+    @model_validator(mode="after")
+    def _check(self) -> SweepParam:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("empty choices: a categorical parameter needs a non-empty 'choices' list")
+            if self.low is not None or self.high is not None or self.log or self.step is not None:
+                raise ValueError("a categorical parameter takes only 'choices'")
+            return self
+        if self.choices is not None:
+            raise ValueError(f"a {self.type} parameter takes low/high, not 'choices'")
+        if self.low is None or self.high is None:
+            raise ValueError(f"a {self.type} parameter needs 'low' and 'high'")
+        if self.high <= self.low:
+            raise ValueError(f"empty range: low {self.low:g} must be below high {self.high:g}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log: true needs low > 0 (got {self.low:g})")
+        if self.log and self.step is not None:
+            raise ValueError("log and step are exclusive")
+        if self.type == "int" and any(
+                v is not None and float(v) != int(v) for v in (self.low, self.high, self.step)):
+            raise ValueError("an int parameter needs integer low, high and step")
+        return self
+
+
+class SweepConfig(_Section):
+    """``soccerlab sweep``: the search space and how Optuna explores it (ignored by train)."""
+
+    params: dict[str, SweepParam] = Field(
+        default_factory=dict, description="Config key path -> distribution.")
+    objective: str = Field(
+        "auto", description="auto (soccer: comp/overall, else mean_return), score, mean_return, "
+                            "success_rate, comp/overall or comp/<task>: an evaluations.csv column")
+    value: Literal["final", "best"] = Field(
+        "final", description="A trial's value: its final evaluation or its best one.")
+    direction: Literal["maximize", "minimize"] = "maximize"
+    sampler: Literal["tpe", "random"] = "tpe"
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    startup_trials: int = Field(
+        5, ge=0, description="Random trials before TPE, and trials before the median pruner prunes.")
+    seed: int | None = Field(None, description="Sampler seed (null: random).")
+    heartbeat: int = Field(60, ge=1, description="Seconds between a running trial's heartbeats.")
+    grace: int | None = Field(
+        None, ge=1, description="Seconds without heartbeat before a trial is failed (null: 2 x heartbeat).")
+    retries: int = Field(3, ge=0, description="Times a trial whose worker died is retried.")
+
+
 class Config(_Section):
     experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
     env: EnvConfig
@@ -282,6 +338,24 @@ class Config(_Section):
     video: VideoConfig = Field(default_factory=VideoConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     bc: BCConfig | None = None
+    sweep: SweepConfig | None = Field(None, description="soccerlab sweep's search space.")
+
+    @model_validator(mode="after")
+    def _sweep_paths(self) -> Config:
+        if self.sweep is None:
+            return self
+        for path in self.sweep.params:
+            problem = _key_path_problem(path)
+            if problem:
+                raise ValueError(f"sweep.params: {problem}")
+        objective = self.sweep.objective
+        known = ["auto", "score", "mean_return", "success_rate"]
+        if self.env.tasks:
+            known += ["comp/overall", *(f"comp/{t}" for t in self.env.tasks)]
+        if objective not in known:
+            raise ValueError(f"sweep.objective: unknown {objective!r}{suggest(objective, known)}; "
+                             f"known: {', '.join(known)}")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -303,7 +377,41 @@ class Config(_Section):
 
 
 # Sections whose values may change when a run is resumed; everything else defines the run.
-RESUMABLE_SECTIONS = ("train", "eval", "video", "logging")
+RESUMABLE_SECTIONS = ("train", "eval", "video", "logging", "sweep")
+
+
+def _key_path_problem(path: str) -> str | None:
+    """Why ``path`` (e.g. ``algo.params.learning_rate``) is not a key of the schema, or None.
+
+    Free-form mappings (``algo.params``, ``env.kwargs``, extra policy_kwargs...) accept any key
+    below them; those are checked when a trial's model is built.
+    """
+    parts = path.split(".")
+    if not path or any(not p for p in parts):
+        return f"bad key path {path!r}"
+    if parts[0] == "sweep":
+        return f"cannot sweep {path!r}: sweep.* configures the sweep itself"
+    model: Any = Config
+    for i, part in enumerate(parts):
+        field = model.model_fields.get(part)
+        if field is None:
+            if model.model_config.get("extra") == "allow":
+                return None
+            where = ".".join(parts[:i + 1])
+            return f"unknown key path {path!r}: no key '{where}'{suggest(part, list(model.model_fields))}"
+        sub = _model_of(field.annotation)
+        if sub is None:
+            if i < len(parts) - 1 and not _is_mapping(field.annotation):
+                return f"unknown key path {path!r}: {'.'.join(parts[:i + 1])} is not a section"
+            return None
+        model = sub
+    return None
+
+
+def _is_mapping(annotation: Any) -> bool:
+    if getattr(annotation, "__origin__", None) is dict:
+        return True
+    return any(_is_mapping(a) for a in getattr(annotation, "__args__", ()) or ())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,7 +519,7 @@ def _describe(exc: ValidationError) -> str:
     if first["type"] == "missing":
         return f"missing required key '{path}'{more}"
     msg = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "value_error" and msg.startswith(("missing required key", "env.")):
+    if first["type"] == "value_error" and msg.startswith(("missing required key", "env.", "sweep.")):
         return f"{msg}{more}"
     got = first.get("input")
     shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
@@ -429,7 +537,7 @@ def _valid_keys(parent: list[str]) -> list[str]:
     for part in parent:
         field = model.model_fields.get(part)
         if field is None:
-            return []
+            continue  # a key of a mapping of sections (sweep.params.<path>)
         model = _model_of(field.annotation)
         if model is None:
             return []

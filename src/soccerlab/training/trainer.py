@@ -18,6 +18,7 @@ import sys
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,8 +115,12 @@ def _alive(pid: Any, host: Any) -> bool:
 
 class Trainer:
     def __init__(self, cfg: Config, command: str, run: RunDir | None = None,
-                 checkpoint: Path | None = None) -> None:
+                 checkpoint: Path | None = None,
+                 on_evaluation: Callable[[int, EvalReport], bool] | None = None) -> None:
         self.cfg = cfg
+        # called after every evaluation with (step, report); returning True stops the run as
+        # interrupted, with a checkpoint (a sweep's pruner uses it)
+        self.on_evaluation = on_evaluation
         self.command = command
         self.run_dir = run
         self.checkpoint = checkpoint
@@ -410,6 +415,8 @@ class Trainer:
             self._save_best(report, step)
         if self.progress is not None:
             self.progress.note(f"eval {report.score:.3g} best {self.best_score:.3g}")
+        if self.on_evaluation is not None and self.on_evaluation(step, report):
+            self.stop.signal = self.stop.signal or "stopped by on_evaluation"
         return report
 
     def _log_eval(self, report: EvalReport, step: int) -> None:
