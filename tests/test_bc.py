@@ -69,7 +69,8 @@ def record_chase(walker: Path, seed: int, steps: int, reward: str = "shaped") ->
         episode_success=[finished[i]["success"] for i in ids],
         episode_fallen=[finished[i]["fallen"] for i in ids],
         episode_length=[finished[i]["length"] for i in ids],
-        control="walker", frame="world", reward_mode=reward, source="chase")
+        control="walker", frame="world", reward_mode=reward, source="chase",
+        command_ranges=ranges)
 
 
 @pytest.fixture(scope="module")
@@ -193,6 +194,9 @@ def test_bad_bc_and_demo_configs_are_one_line_errors(tmp_path, cli, walker, demo
          "world-frame observations"),
         (config(out, walker, demo_files[0], algo={"demos": {"path": str(demo_files[0])}}),
          "train", "warm-start on-policy algorithms"),
+        (config(out, walker, demo_files[0], env={"walker": {
+            "path": str(walker), "command_ranges": {"vx": [-0.2, 0.2]}}}), "bc",
+         "walker command ranges"),
         (config(out, walker, demo_files[0], algo_name="sac", env={"reward": "progress"},
                 algo={"demos": {"path": str(demo_files[0])}}), "train", "env.reward: shaped"),
     ]

@@ -40,8 +40,9 @@ def start(config_path: str, overrides: list[str], command: str) -> TrainResult:
     return BCTrainer(config_from_dict(data), command).run()
 
 
-def check_demos(cfg: Config, demos: Demos) -> None:
-    """UserError where the demonstrations cannot teach this config's policy."""
+def check_demos(cfg: Config, demos: Demos, command_ranges: np.ndarray | None = None) -> None:
+    """UserError where the demonstrations cannot teach this config's policy (``command_ranges``:
+    the config's walker command ranges, to compare with the demos')."""
     if not cfg.env.is_soccer:
         raise UserError("behaviour cloning needs a soccer config (env.tasks): demos hold the "
                         "unified soccer observation")
@@ -52,7 +53,18 @@ def check_demos(cfg: Config, demos: Demos) -> None:
         raise UserError(f"demos hold {demos.frame}-frame observations, the config uses "
                         f"env.observation: {cfg.env.observation}")
     if demos.n == 0:
-        raise UserError("the demos hold no transitions (after bc.min_score)")
+        raise UserError("the demos hold no transitions (after min_score)")
+    if (command_ranges is not None and demos.command_ranges is not None
+            and not np.allclose(command_ranges, demos.command_ranges)):
+        raise UserError(f"demos' commands were scaled by walker command ranges "
+                        f"{demos.command_ranges.tolist()}, the config's are "
+                        f"{np.asarray(command_ranges).tolist()}: set env.walker.command_ranges "
+                        "to the demos' (a command of 1 must mean the same speed)")
+
+
+def walker_ranges(venv) -> np.ndarray | None:
+    """The command ranges of a soccer VecEnv's walker (None under torque control)."""
+    return venv.get_attr("command_ranges", [0])[0]
 
 
 def policy_action(model: BaseAlgorithm, obs: torch.Tensor) -> torch.Tensor:
@@ -87,7 +99,7 @@ class BCTrainer(Trainer):
         demos = load_demos(bc.demos)
         if bc.min_score is not None:
             demos = demos.select_episodes(demos.episode_score > bc.min_score)
-        check_demos(self.cfg, demos)
+        check_demos(self.cfg, demos, walker_ranges(self.venv))
         self.demos = demos
         self.targets = demos.policy_actions(self.cfg.env.control)
 

@@ -30,6 +30,8 @@ key                         shape, dtype    meaning
 ``frame``                   () str          observation frame, ``world`` or ``heading``
 ``reward_mode``             () str          what ``rewards`` holds (``env``, ``shaped``...)
 ``source``                  () str          who played (an expert's name, a run, a model)
+``command_ranges``          (3, 2) f64      walker control: the (low, high) of vx, vy, yaw
+                                            that commands -1 and +1 meant (optional)
 ``format_version``          () int
 ==========================  ==============  ================================================
 
@@ -96,6 +98,7 @@ class Demos:
     frame: str
     reward_mode: str
     source: str
+    command_ranges: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.observations)
@@ -111,6 +114,8 @@ class Demos:
                 raise UserError(f"demos: {name} has shape {arr.shape}, expected ({e},)")
             setattr(self, name, arr.astype(dtype, copy=False))
         self.tasks = tuple(str(t) for t in self.tasks)
+        if self.command_ranges is not None:
+            self.command_ranges = np.asarray(self.command_ranges, dtype=np.float64).reshape(3, 2)
         if n and (self.episode.min() < 0 or self.episode.max() >= e):
             raise UserError("demos: episode ids out of range")
         if n and (self.task_index.min() < 0 or self.task_index.max() >= len(self.tasks)):
@@ -154,6 +159,8 @@ class Demos:
         arrays["tasks"] = np.array(self.tasks, dtype=str)
         for name in SCALARS:
             arrays[name] = np.array(getattr(self, name), dtype=str)
+        if self.command_ranges is not None:
+            arrays["command_ranges"] = self.command_ranges
         arrays["format_version"] = np.array(FORMAT_VERSION)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
@@ -178,6 +185,8 @@ def load_demos(path: str | Path) -> Demos:
             values["tasks"] = tuple(str(t) for t in data["tasks"])
             for name in SCALARS:
                 values[name] = str(data[name])
+            if "command_ranges" in data:
+                values["command_ranges"] = data["command_ranges"]
     except UserError:
         raise
     except (ValueError, OSError, KeyError) as exc:

@@ -97,13 +97,13 @@ def buffer_params(cfg: Config) -> dict[str, Any]:
 
 def load_demos_into(model: Any, cfg: Config) -> str:
     """Fill the model's ``DemoReplayBuffer`` from ``algo.demos``; returns a line to print."""
-    from soccerlab.imitation.bc import check_demos
+    from soccerlab.imitation.bc import check_demos, walker_ranges
 
     spec = cfg.algo.demos
     demos = load_demos(spec.path)
     if spec.min_score is not None:
         demos = demos.select_episodes(demos.episode_score > spec.min_score)
-    check_demos(cfg, demos)
+    check_demos(cfg, demos, walker_ranges(model.get_env()))
     if demos.reward_mode != cfg.env.reward:
         raise UserError(f"demos were recorded with env.reward: {demos.reward_mode}, the config "
                         f"trains on {cfg.env.reward}: their rewards would mean something else")

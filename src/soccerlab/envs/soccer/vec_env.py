@@ -32,6 +32,11 @@ from soccerlab.envs.soccer.spec import SoccerSpec
 from soccerlab.errors import UserError
 
 
+def metadata(spec: SoccerSpec) -> dict[str, Any]:
+    """Render metadata: one frame per agent step (50 Hz walker ticks, 500 Hz torque steps)."""
+    return {"render_modes": ["rgb_array"], "render_fps": 50 if spec.control == "walker" else 500}
+
+
 def monitor_episode(ret: float, length: int, t_start: float) -> dict[str, float | int]:
     """Monitor's ``info["episode"]``: return and length rounded as Monitor rounds them."""
     return {"r": round(ret, 6), "l": int(length), "t": round(time.time() - t_start, 6)}
@@ -51,8 +56,7 @@ class SoccerVecEnv(VecEnv):
                  **batch_options: Any) -> None:
         self.batch = SoccerBatch(spec, n_envs, **batch_options)
         super().__init__(self.batch.n, self.batch.observation_space, self.batch.action_space)
-        self.metadata = {"render_modes": ["rgb_array"],
-                         "render_fps": 50 if spec.control == "walker" else 500}
+        self.metadata = metadata(spec)
         self._t_start = time.time()
         self._ep_return = np.zeros(self.num_envs)
         self._ep_length = np.zeros(self.num_envs, dtype=np.int64)
@@ -171,8 +175,7 @@ class SoccerGymEnv(gym.Env):
         self.task = self.batch.task_of(0)
         self.observation_space = self.batch.observation_space
         self.action_space = self.batch.action_space
-        self.metadata = {"render_modes": ["rgb_array"],
-                         "render_fps": 50 if spec.control == "walker" else 500}
+        self.metadata = metadata(spec)
         self._next: tuple[np.ndarray, dict[str, Any]] | None = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
