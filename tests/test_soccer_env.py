@@ -33,7 +33,7 @@ def sai(env):
 
 def mj(env):
     """Its MuJoCo (model, data)."""
-    return env.batch.groups[0].sim.sim(0)
+    return env.batch.mujoco(0)
 
 
 LIMITS = np.array([45, 45, 30, 65, 24, 15] * 2, dtype=np.float32)

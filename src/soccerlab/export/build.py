@@ -146,18 +146,11 @@ def build_module(loaded: LoadedPolicy) -> tuple[nn.Module, Any]:
 
 
 def _walker(cfg: Config) -> Any:
-    """The joystick walker exactly as soccerlab's soccer envs build it for this config."""
-    from soccerlab.envs.factory import eval_suite
-    from soccerlab.envs.soccer import JoystickWalker
+    """The joystick walker exactly as soccerlab's soccer envs load it for this config."""
+    from soccerlab.envs.factory import soccer_spec
+    from soccerlab.envs.soccer import load_walker
 
-    venv = eval_suite(_sai_backend(cfg))[0][1](1)
-    try:
-        walker = getattr(venv.envs[0].unwrapped, "walker", None)
-    finally:
-        venv.close()
-    if not isinstance(walker, JoystickWalker):
-        raise UserError("cannot find the walker of this run's env to export it")
-    return walker
+    return load_walker(soccer_spec(cfg.env).walker, 1)
 
 
 def _save_model(module: nn.Module, path: Path, fmt: str) -> None:
@@ -256,7 +249,7 @@ def reference_evaluation(loaded: LoadedPolicy) -> dict[str, Any]:
         try:
             seed_each(venv, seeds[:1])
             obs = venv.reset()
-            data = venv.envs[0].unwrapped.sim[1]
+            data = venv.batch.mujoco(0)[1]
             rows = []
             for _ in range(RECORD_DECISIONS):
                 batch = loaded.vecnorm.normalize_obs(obs) if loaded.vecnorm is not None else obs

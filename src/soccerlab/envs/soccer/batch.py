@@ -380,16 +380,26 @@ class SoccerBatch:
         """The task env ``slot`` runs."""
         return get_task(self.slot_tasks[slot])
 
-    def render(self, slot: int = 0) -> np.ndarray:
-        """An RGB frame of env ``slot`` (backends that render: sai)."""
+    def _row(self, slot: int, method: str) -> tuple[TaskPhysics, int]:
+        """The backend object and row of env ``slot``; UserError if it lacks ``method``."""
         for g in self.groups:
             rows = np.flatnonzero(g.index == slot)
             if rows.size:
-                if not hasattr(g.sim, "render"):
-                    raise UserError(f"the {self.spec.backend} soccer backend does not render; "
+                if not hasattr(g.sim, method):
+                    raise UserError(f"the {self.spec.backend} soccer backend has no {method}(); "
                                     "videos use env.backend: sai (identical dynamics)")
-                return g.sim.render(int(rows[0]))
+                return g.sim, int(rows[0])
         raise IndexError(slot)
+
+    def render(self, slot: int = 0) -> np.ndarray:
+        """An RGB frame of env ``slot`` (backends that render: sai)."""
+        sim, row = self._row(slot, "render")
+        return sim.render(row)
+
+    def mujoco(self, slot: int = 0) -> tuple[Any, Any]:
+        """Env ``slot``'s MuJoCo ``(MjModel, MjData)`` (sai backend)."""
+        sim, row = self._row(slot, "mujoco")
+        return sim.mujoco(row)
 
     def close(self) -> None:
         """Close every backend (physics threads, sai envs, cameras)."""

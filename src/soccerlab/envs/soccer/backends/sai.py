@@ -146,14 +146,14 @@ class SaiStack:
         return np.array(heights)
 
     # -------------------------------------------------------------------------- render
-    def sim(self, row: int) -> tuple[mujoco.MjModel, mujoco.MjData]:
+    def mujoco(self, row: int) -> tuple[mujoco.MjModel, mujoco.MjData]:
         """Row ``row``'s MuJoCo model and data."""
         sim = self.envs[row].unwrapped.sim
         return sim.model._model, sim.data._data
 
     def render(self, row: int = 0) -> np.ndarray:
         """An RGB frame of row ``row`` from a camera that tracks its robot."""
-        model, data = self.sim(row)
+        model, data = self.mujoco(row)
         camera = self._cameras.get(row)
         if camera is None:
             u = self.envs[row].unwrapped
