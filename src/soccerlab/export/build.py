@@ -34,6 +34,14 @@ from soccerlab.loading import LoadedPolicy, load_policy
 FORMATS = ("torchscript", "onnx")
 MODEL_FILES = {"torchscript": "model.pt", "onnx": "model.onnx"}
 RECORD_DECISIONS = 5  # first policy decisions whose applied torques must match
+# episodes per seed in the check (at least): a second batch checks that one model object plays
+# fresh episodes correctly after earlier ones, as the SAI benchmark uses it
+MIN_EPISODES = 2
+# onnxruntime's matrix kernels round differently from PyTorch's: an ONNX export's torques differ
+# in the last bits (measured: 2e-8 N·m at the first step) and its scores from the 6th digit on
+# (measured: 1.7e-6 after 279 steps), so ONNX is compared within these; a long or chaotic
+# episode can diverge further, and then the check fails (use torchscript, which is exact)
+ONNX_TOLERANCE = {"torque": 1e-4, "score": 1e-3}
 CHECK = Path(__file__).with_name("sai_check.py")
 
 
@@ -82,7 +90,7 @@ def export_run(target: str | Path, out: str | Path | None = None, fmt: str = "to
         reference = reference_evaluation(loaded)
         decimation = walker_config.decimation if walker_config is not None else 1
         observed = run_check(tmp, fmt, cfg, RECORD_DECISIONS * decimation)
-        compare(reference, observed, decimation)
+        compare(reference, observed, decimation, ONNX_TOLERANCE if fmt == "onnx" else None)
         manifest = _manifest(loaded, run, fmt, reference, walker_config)
         runs.write_json_atomic(tmp / "manifest.json", manifest)
         (tmp / "README.md").write_text(readme_text(manifest))
@@ -233,7 +241,7 @@ def reference_evaluation(loaded: LoadedPolicy) -> dict[str, Any]:
     from soccerlab.evaluation import EvalReport, model_predictor, run_episodes
 
     cfg = loaded.cfg
-    seeds, episodes = list(cfg.eval.seeds), cfg.eval.episodes
+    seeds, episodes = list(cfg.eval.seeds), check_episodes(cfg)
     predict = model_predictor(loaded.model, True)
     found = []
     for name, make in eval_suite(cfg):
@@ -270,6 +278,10 @@ def reference_evaluation(loaded: LoadedPolicy) -> dict[str, Any]:
     return {"scores": scores, "ctrl": ctrl, "report": report, "seeds": seeds}
 
 
+def check_episodes(cfg: Config) -> int:
+    return max(MIN_EPISODES, cfg.eval.episodes)
+
+
 def _sai_backend(cfg: Config) -> Config:
     data = cfg.to_dict()
     data["env"]["backend"] = "sai"
@@ -286,7 +298,7 @@ def run_check(folder: Path, fmt: str, cfg: Config, record_steps: int) -> dict[st
     tasks = [{"name": t, "env_id": get_task(t).env_id, "index": get_task(t).onehot_index}
              for t in _tasks(cfg)]
     spec = {"folder": str(folder), "model": MODEL_FILES[fmt], "format": fmt,
-            "seeds": list(cfg.eval.seeds), "episodes": cfg.eval.episodes,
+            "seeds": list(cfg.eval.seeds), "episodes": check_episodes(cfg),
             "record_steps": record_steps, "make_kwargs": make_kwargs, "tasks": tasks}
     with tempfile.TemporaryDirectory(prefix="soccerlab-check-") as tmp:
         spec_file = Path(tmp) / "spec.json"
@@ -303,9 +315,11 @@ def run_check(folder: Path, fmt: str, cfg: Config, record_steps: int) -> dict[st
     return observed
 
 
-def compare(reference: dict[str, Any], observed: dict[str, Any], decimation: int) -> None:
-    """ExportCheckFailed, naming the first difference, unless scores, lengths and the first
-    applied torques are equal."""
+def compare(reference: dict[str, Any], observed: dict[str, Any], decimation: int,
+            tolerance: dict[str, float] | None = None) -> None:
+    """ExportCheckFailed, naming the first difference, unless episode lengths are equal and the
+    scores and first applied torques are equal (within ``tolerance`` where given: ONNX)."""
+    tol = tolerance or {"torque": 0.0, "score": 0.0}
     from soccerlab.envs.soccer import episode_score
 
     for task, per_seed in reference["scores"].items():
@@ -318,7 +332,7 @@ def compare(reference: dict[str, Any], observed: dict[str, Any], decimation: int
                     raise ExportCheckFailed(f"{task}, seed {seed}, episode {k}: no episode end "
                                             "in the SAI-style loop")
                 score = episode_score(ep["terms"], task)[0]
-                if score != want["score"] or ep["length"] != want["length"]:
+                if abs(score - want["score"]) > tol["score"] or ep["length"] != want["length"]:
                     raise ExportCheckFailed(
                         f"{task}, seed {seed}, episode {k}: the exported files score {score!r} "
                         f"in {ep['length']} steps under the SAI loop, soccerlab eval "
@@ -326,7 +340,8 @@ def compare(reference: dict[str, Any], observed: dict[str, Any], decimation: int
         ctrl = got["ctrl"]
         for j, want_row in enumerate(reference["ctrl"][task]):
             step = (j + 1) * decimation - 1
-            if step >= len(ctrl) or not np.array_equal(np.float32(ctrl[step]), np.float32(want_row)):
+            if step >= len(ctrl) or not np.allclose(np.float32(ctrl[step]), np.float32(want_row),
+                                                    rtol=0.0, atol=tol["torque"]):
                 raise ExportCheckFailed(
                     f"{task}: the torques applied at env step {step + 1} differ from soccerlab's "
                     f"(max difference {_max_diff(ctrl, step, want_row)})")
@@ -377,9 +392,10 @@ def _manifest(loaded: LoadedPolicy, run: Path, fmt: str, reference: dict[str, An
         "model_output": ("joint torques in N·m" if env.control == "walker"
                          else "actions in [-1, 1], mapped onto the torque bounds by action_function.py"),
         "versions": {**runs.versions(), **sai_versions()},
-        "check": {"seeds": list(cfg.eval.seeds), "episodes": cfg.eval.episodes,
+        "check": {"seeds": list(cfg.eval.seeds), "episodes": check_episodes(cfg),
                   "max_episode_steps": env.max_episode_steps, "deterministic": True,
-                  "first_decisions_compared": RECORD_DECISIONS},
+                  "first_decisions_compared": RECORD_DECISIONS,
+                  "tolerance": ONNX_TOLERANCE if fmt == "onnx" else "exact"},
         "scores": {"tasks": {t: v["mean_score"] for t, v in comp["tasks"].items()},
                    "overall": comp["overall"]["score"],
                    "episodes": reference["scores"]},
