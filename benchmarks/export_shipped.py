@@ -11,6 +11,7 @@ config's first seeds, the walker at PATH, and SAC's ``learning_starts`` below th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -45,10 +46,11 @@ def main() -> None:
                 overrides = [o for o in overrides if "n_steps" not in o and "batch_size" not in o]
                 overrides += ["algo.params.learning_starts=50", "train.validation.every=100",
                               "train.validation.size=20"]
-            assert cli(["train", str(ROOT / "configs" / f"{name}.yaml"), *overrides]) == 0, name
-            run = next(p.parent for p in out.rglob("config.yaml"))
-            start = time.perf_counter()
-            code = cli(["export", str(run)])
+            with contextlib.redirect_stdout(sys.stderr):  # stdout is the JSON report
+                assert cli(["train", str(ROOT / "configs" / f"{name}.yaml"), *overrides]) == 0
+                run = next(p.parent for p in out.rglob("config.yaml"))
+                start = time.perf_counter()
+                code = cli(["export", str(run)])
             manifest_file = run / "submission-torchscript" / "manifest.json"
             manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
             results[name] = {"exit_code": code, "seconds": round(time.perf_counter() - start, 1),

@@ -19,6 +19,7 @@ Threads: one torch thread, as soccerlab's eval and SAI's small-batch calls use.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -48,7 +49,8 @@ def train(out: Path, name: str, net: list[int], **env) -> Path:
     }
     path = out / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    assert main(["train", str(path)]) == 0
+    with contextlib.redirect_stdout(sys.stderr):  # stdout is the JSON report
+        assert main(["train", str(path)]) == 0
     return next(p.parent for p in (out / "showdown").rglob("config.yaml") if name in str(p))
 
 

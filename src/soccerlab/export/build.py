@@ -306,8 +306,10 @@ def run_check(folder: Path, fmt: str, cfg: Config, record_steps: int) -> dict[st
         proc = subprocess.run([sys.executable, "-I", str(CHECK), str(spec_file)],
                               capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise ExportCheckFailed(f"the SAI-style check of the export crashed: {last}")
+        lines = proc.stderr.strip().splitlines() or ["(no output)"]
+        where = [line.strip() for line in lines if line.strip().startswith("File ")][-1:]
+        raise ExportCheckFailed(f"the SAI-style check of the export crashed: {lines[-1]}"
+                                + (f" ({where[0]})" if where else ""))
     observed = json.loads(proc.stdout.strip().splitlines()[-1])
     if observed["modules"]["soccerlab"]:
         raise ExportCheckFailed("the SAI-style check imported soccerlab: the export is not "
