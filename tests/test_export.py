@@ -88,6 +88,28 @@ def test_export_writes_a_submittable_folder(exports):
     assert 'frame="heading"' in walker_pre  # the run's observation frame is the default
 
 
+def test_the_walker_model_restarts_exactly_the_rows_whose_episode_starts(exports):
+    import torch
+
+    path = str(exports["walker"] / "model.pt")
+    rng = np.random.default_rng(0)
+    obs = rng.normal(0.0, 0.3, (25, 3, 89)).astype(np.float32)  # 25 env steps of 3 envs
+    obs[:, :, 86:] = np.eye(3, dtype=np.float32)[0]
+    obs[0, :, 12:24] = 0.0  # every env starts an episode (robot at rest)
+    restarted = obs.copy()
+    restarted[13, 1, 12:24] = 0.0  # env 1 starts a new one at step 13
+
+    def play(model, steps):
+        return np.stack([model(torch.from_numpy(np.ascontiguousarray(o))).numpy() for o in steps])
+
+    both = play(torch.jit.load(path), restarted)
+    alone = play(torch.jit.load(path), restarted[13:, 1:2])  # a fresh model on env 1 from there
+    np.testing.assert_array_equal(both[13:, 1], alone[:, 0])
+    untouched = play(torch.jit.load(path), obs)
+    np.testing.assert_array_equal(both[:, [0, 2]], untouched[:, [0, 2]])
+    assert not np.array_equal(both[13:, 1], untouched[13:, 1])
+
+
 def _sdk_scores(folder: Path, seeds: list[int], episodes: int) -> dict[str, list[float]]:
     """Per-task scores with sai-rl's own ModelManager and TaskGymWrapper in the SAI loop."""
     import sai_mujoco  # noqa: F401

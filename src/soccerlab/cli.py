@@ -233,7 +233,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from soccerlab.export import ExportCheckFailed, export_run
 
     try:
-        result = export_run(args.target, args.out, args.fmt, args.force, args.trust_pickle)
+        result = export_run(args.target, args.out, args.fmt, args.force, args.trust_pickle,
+                            progress=lambda line: print(line, flush=True))
     except ExportCheckFailed as exc:
         print(f"soccerlab export: check failed, nothing written: {exc}", file=sys.stderr)
         return 1

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,8 +58,11 @@ class ExportResult:
 
 
 def export_run(target: str | Path, out: str | Path | None = None, fmt: str = "torchscript",
-               force: bool = False, trust_pickle: bool = False) -> ExportResult:
-    """Export TARGET (a soccer run, or a model inside one) into ``out`` (see the module doc)."""
+               force: bool = False, trust_pickle: bool = False,
+               progress: Callable[[str], None] | None = None) -> ExportResult:
+    """Export TARGET (a soccer run, or a model inside one) into ``out`` (see the module doc);
+    ``progress`` receives a line at each stage."""
+    note = progress or (lambda _line: None)
     start = time.perf_counter()
     if fmt not in FORMATS:
         raise UserError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
@@ -87,8 +91,12 @@ def export_run(target: str | Path, out: str | Path | None = None, fmt: str = "to
         _save_model(module, tmp / MODEL_FILES[fmt], fmt)
         (tmp / "preprocessor.py").write_text(preprocessor_source(cfg.env.observation))
         (tmp / "action_function.py").write_text(action_function_source(cfg.env.control))
+        plays = (f"{len(_tasks(cfg))} task(s) x seeds {list(cfg.eval.seeds)} x "
+                 f"{check_episodes(cfg)} episode(s)")
+        note(f"soccerlab evaluation: {plays}...")
         reference = reference_evaluation(loaded)
         decimation = walker_config.decimation if walker_config is not None else 1
+        note(f"SAI-style check in a fresh process: {plays}...")
         observed = run_check(tmp, fmt, cfg, RECORD_DECISIONS * decimation)
         compare(reference, observed, decimation, ONNX_TOLERANCE if fmt == "onnx" else None)
         manifest = _manifest(loaded, run, fmt, reference, walker_config)
@@ -404,6 +412,14 @@ def _manifest(loaded: LoadedPolicy, run: Path, fmt: str, reference: dict[str, An
     }
 
 
+WALKER_NOTE = """
+The model is stateful: call it once per env step on the whole batch. Per row it keeps the tick
+counter, gait phase, the walker's previous actions, held joint targets and the held command,
+and a row starts a new episode when its 12 joint velocities (`obs[:, 12:24]`) are all exactly
+zero (how every sai-mujoco soccer env starts an episode) or when the batch size changes.
+"""
+
+
 def readme_text(manifest: dict[str, Any]) -> str:
     scores = "\n".join(f"| {t} | {s:.3f} |" for t, s in manifest["scores"]["tasks"].items())
     model = manifest["model"]
@@ -419,7 +435,7 @@ control, `{manifest['observation']['frame']}` observation frame.
 | `preprocessor.py` | raw observation + info -> the 89-dim observation the policy trained on (NumPy only; the task one-hot from `info["task_index"]`) |
 | `action_function.py` | policy output -> torques for the env |
 | `manifest.json` | source run, versions, and the scores measured at export |
-
+{WALKER_NOTE if manifest['control'] == 'walker' else ''}
 ## Submit
 
 With `soccerlab[sai]` installed and an SAI API key (`sai login` or `SAI_API_KEY`):
