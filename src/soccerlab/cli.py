@@ -143,6 +143,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from soccerlab.training import trainer
 
     command = "soccerlab " + shlex.join(sys.argv[1:])
+    if args.trust_pickle and not args.resume:
+        raise UserError("--trust-pickle applies to --resume (a new run unpickles nothing)")
     if args.resume:
         overrides = args.args
         _check_overrides(overrides)
