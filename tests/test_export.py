@@ -39,14 +39,14 @@ def _train(out: Path, cfg: dict) -> Path:
 @pytest.fixture(scope="module")
 def torque_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("torque")
-    return _train(out, soccer_config(out, "tq", episodes=1))
+    # the robot falls after 270-280 steps, at different steps: the SAI loop steps ended envs on
+    return _train(out, soccer_config(out, "tq", episodes=1, max_episode_steps=290, backend="fast"))
 
 
 @pytest.fixture(scope="module")
 def walker_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("walker")
     pt, _ = write_walker(out)
-    # two episodes per seed: the exported model is reused for a second batch of episodes
     cfg = soccer_config(out, "wk", episodes=2, control="walker", walker={"path": str(pt)},
                         observation="heading")
     return _train(out, cfg)
@@ -79,8 +79,35 @@ def test_export_writes_a_submittable_folder(exports):
         first = next(line for line in code.splitlines() if line.startswith(("class ", "def ")))
         assert first.startswith("class Preprocessor")
         assert "soccerlab" not in code.replace("soccerlab's", "")
+    # episodes of one batch ended at different steps, so the check stepped ended envs on
+    episodes = json.loads((exports["torque"] / "manifest.json").read_text())["scores"]["episodes"]
+    lengths = {task: {e["length"] for s in eps.values() for e in s.values()}
+               for task, eps in episodes.items()}
+    assert any(len(v) > 1 for v in lengths.values()), lengths
     walker_pre = (exports["walker"] / "preprocessor.py").read_text()
     assert 'frame="heading"' in walker_pre  # the run's observation frame is the default
+
+
+def test_the_walker_model_restarts_exactly_the_rows_whose_episode_starts(exports):
+    import torch
+
+    path = str(exports["walker"] / "model.pt")
+    rng = np.random.default_rng(0)
+    obs = rng.normal(0.0, 0.3, (25, 3, 89)).astype(np.float32)  # 25 env steps of 3 envs
+    obs[:, :, 86:] = np.eye(3, dtype=np.float32)[0]
+    obs[0, :, 12:24] = 0.0  # every env starts an episode (robot at rest)
+    restarted = obs.copy()
+    restarted[13, 1, 12:24] = 0.0  # env 1 starts a new one at step 13
+
+    def play(model, steps):
+        return np.stack([model(torch.from_numpy(np.ascontiguousarray(o))).numpy() for o in steps])
+
+    both = play(torch.jit.load(path), restarted)
+    alone = play(torch.jit.load(path), restarted[13:, 1:2])  # a fresh model on env 1 from there
+    np.testing.assert_array_equal(both[13:, 1], alone[:, 0])
+    untouched = play(torch.jit.load(path), obs)
+    np.testing.assert_array_equal(both[:, [0, 2]], untouched[:, [0, 2]])
+    assert not np.array_equal(both[13:, 1], untouched[13:, 1])
 
 
 def _sdk_scores(folder: Path, seeds: list[int], episodes: int) -> dict[str, list[float]]:
@@ -106,8 +133,10 @@ def _sdk_scores(folder: Path, seeds: list[int], episodes: int) -> dict[str, list
             manager = ModelManager(make(), str(folder / "model.pt"), model_type="pytorch",
                                    preprocessor_class=str(folder / "preprocessor.py"),
                                    action_function=str(folder / "action_function.py"))
-        envs = gym.vector.SyncVectorEnv([make for _ in seeds],
-                                        autoreset_mode=gym.vector.AutoresetMode.DISABLED)
+        # as sai_rl.benchmark.run_benchmark on Linux (SyncVectorEnv refuses to step ended envs)
+        envs = gym.vector.AsyncVectorEnv([make for _ in seeds], shared_memory=True, copy=False,
+                                         context="fork",
+                                         autoreset_mode=gym.vector.AutoresetMode.DISABLED)
         per_seed = {s: [] for s in seeds}
         for batch in range(episodes):
             obs, info = envs.reset(seed=seeds if batch == 0 else None)
@@ -125,31 +154,54 @@ def _sdk_scores(folder: Path, seeds: list[int], episodes: int) -> dict[str, list
 
 
 @pytest.mark.parametrize("kind", ["torque", "walker"])
-def test_the_sai_sdk_scores_the_export_as_soccerlab_eval(kind, exports, torque_run, walker_run,
-                                                         cli, tmp_path):
-    run = {"torque": torque_run, "walker": walker_run}[kind]
-    episodes = 1 if kind == "torque" else 2
-    res = cli("eval", run, "--json", tmp_path / "eval.json")
-    assert res.code == 0, res.err
-    report = json.loads((tmp_path / "eval.json").read_text())
-    expected = {task: [] for task in SHOWDOWN}
-    for seed in (0, 1):
-        for ep in report["episodes"]:
-            if ep["seed"] == seed:
-                expected[ep["group"]].append(ep["extra"]["soccer"]["score"])
-    assert _sdk_scores(exports[kind], [0, 1], episodes) == expected
+def test_the_sai_sdk_scores_the_export_as_soccerlab_eval(kind, exports, walker_run, cli, tmp_path):
     manifest = json.loads((exports[kind] / "manifest.json").read_text())
-    for task, score in manifest["scores"]["tasks"].items():
-        assert score == report["competition"]["tasks"][task]["mean_score"]
+    assert manifest["check"]["episodes"] == 2  # the check plays a second batch, same model object
+    # soccerlab's evaluation at export time (the torque run's is on the fast backend)
+    reference = manifest["scores"]["episodes"]
+    episodes = 1 if kind == "torque" else 2  # the torque episodes are long: one batch here
+    expected = {task: [reference[task][str(seed)][str(k)]["score"] for seed in (0, 1)
+                       for k in range(episodes)] for task in SHOWDOWN}
+    assert _sdk_scores(exports[kind], [0, 1], episodes) == expected
+    if kind == "walker":  # and the same as the eval command
+        res = cli("eval", walker_run, "--episodes", 2, "--json", tmp_path / "eval.json")
+        assert res.code == 0, res.err
+        report = json.loads((tmp_path / "eval.json").read_text())
+        got = {task: [e["extra"]["soccer"]["score"] for seed in (0, 1) for e in report["episodes"]
+                      if e["group"] == task and e["seed"] == seed] for task in SHOWDOWN}
+        assert got == expected
+        for task, score in manifest["scores"]["tasks"].items():
+            assert score == report["competition"]["tasks"][task]["mean_score"]
 
 
-def test_a_check_that_fails_writes_nothing(torque_run, cli, tmp_path, monkeypatch):
+def test_an_onnx_torque_export_runs_in_the_sai_sdk(torque_run, cli, tmp_path):
+    res = cli("export", torque_run, "--format", "onnx", "--out", tmp_path / "onnx")
+    assert res.code == 0, res.err
+    folder = tmp_path / "onnx"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["model"] == "model.onnx" and manifest["check"]["tolerance"]["score"] == 1e-3
+    from sai_rl.model import ModelManager
+
+    from soccerlab.envs.soccer import get_task
+
+    env = gym.make(get_task("goalie_penalty_kick").env_id, max_episode_steps=60)
+    manager = ModelManager(env, str(folder / "model.onnx"), model_type="onnx",
+                           preprocessor_class=str(folder / "preprocessor.py"),
+                           action_function=str(folder / "action_function.py"))
+    obs, info = env.reset(seed=0)
+    info["task_index"] = np.eye(3, dtype=np.float32)[0]
+    action = manager.get_action(obs[None], {k: np.asarray(v)[None] for k, v in info.items()})
+    assert action.shape == (1, 12) and np.all(np.abs(action) <= 45.0)
+    env.close()
+
+
+def test_a_check_that_fails_writes_nothing(walker_run, cli, tmp_path, monkeypatch):
     from soccerlab.export import build
 
     original = build.action_function_source
-    monkeypatch.setattr(build, "action_function_source",
-                        lambda control: original(control).replace("* limits", "* limits * 0.999"))
-    res = cli("export", torque_run, "--out", tmp_path / "sub")
+    monkeypatch.setattr(build, "action_function_source", lambda control: original(control).replace(
+        "dtype=np.float32)", "dtype=np.float32) * 0.999"))
+    res = cli("export", walker_run, "--out", tmp_path / "sub")
     assert res.code == 1, res.err
     assert "check failed, nothing written" in res.err and "soccerlab eval" in res.err
     assert len(res.err.strip().splitlines()) == 1

@@ -119,6 +119,11 @@ def test_normaliser_npz_matches_the_pickle(trained):
         np.testing.assert_array_equal(data["ret_var"], vecnorm.ret_rms.var)
 
 
+def test_trust_pickle_only_with_resume(tmp_path, cli):
+    cfg = write_config(tmp_path / "c.yaml", pendulum_config(tmp_path))
+    one_line_error(cli("train", cfg, "--trust-pickle"), "--resume")
+
+
 def test_resume_unpickles_only_what_was_written_here(tmp_path, cli, trained, monkeypatch):
     run = tmp_path / "run"
     shutil.copytree(trained, run)

@@ -187,6 +187,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from soccerlab.training import trainer
 
     command = "soccerlab " + shlex.join(sys.argv[1:])
+    if args.trust_pickle and not args.resume:
+        raise UserError("--trust-pickle applies to --resume (a new run unpickles nothing)")
     if args.seeds and args.resume:
         raise UserError("--seeds starts new runs; it cannot be combined with --resume")
     if args.seeds:
@@ -321,7 +323,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from soccerlab.export import ExportCheckFailed, export_run
 
     try:
-        result = export_run(args.target, args.out, args.fmt, args.force, args.trust_pickle)
+        result = export_run(args.target, args.out, args.fmt, args.force, args.trust_pickle,
+                            progress=lambda line: print(line, flush=True))
     except ExportCheckFailed as exc:
         print(f"soccerlab export: check failed, nothing written: {exc}", file=sys.stderr)
         return 1

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,14 @@ from soccerlab.loading import LoadedPolicy, load_policy
 FORMATS = ("torchscript", "onnx")
 MODEL_FILES = {"torchscript": "model.pt", "onnx": "model.onnx"}
 RECORD_DECISIONS = 5  # first policy decisions whose applied torques must match
+# episodes per seed in the check (at least): a second batch checks that one model object plays
+# fresh episodes correctly after earlier ones, as the SAI benchmark uses it
+MIN_EPISODES = 2
+# onnxruntime's matrix kernels round differently from PyTorch's: an ONNX export's torques differ
+# in the last bits (measured: 2e-8 N·m at the first step) and its scores from the 6th digit on
+# (measured: 1.7e-6 after 279 steps), so ONNX is compared within these; a long or chaotic
+# episode can diverge further, and then the check fails (use torchscript, which is exact)
+ONNX_TOLERANCE = {"torque": 1e-4, "score": 1e-3}
 CHECK = Path(__file__).with_name("sai_check.py")
 
 
@@ -49,8 +58,11 @@ class ExportResult:
 
 
 def export_run(target: str | Path, out: str | Path | None = None, fmt: str = "torchscript",
-               force: bool = False, trust_pickle: bool = False) -> ExportResult:
-    """Export TARGET (a soccer run, or a model inside one) into ``out`` (see the module doc)."""
+               force: bool = False, trust_pickle: bool = False,
+               progress: Callable[[str], None] | None = None) -> ExportResult:
+    """Export TARGET (a soccer run, or a model inside one) into ``out`` (see the module doc);
+    ``progress`` receives a line at each stage."""
+    note = progress or (lambda _line: None)
     start = time.perf_counter()
     if fmt not in FORMATS:
         raise UserError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
@@ -79,10 +91,14 @@ def export_run(target: str | Path, out: str | Path | None = None, fmt: str = "to
         _save_model(module, tmp / MODEL_FILES[fmt], fmt)
         (tmp / "preprocessor.py").write_text(preprocessor_source(cfg.env.observation))
         (tmp / "action_function.py").write_text(action_function_source(cfg.env.control))
+        plays = (f"{len(_tasks(cfg))} task(s) x seeds {list(cfg.eval.seeds)} x "
+                 f"{check_episodes(cfg)} episode(s)")
+        note(f"soccerlab evaluation: {plays}...")
         reference = reference_evaluation(loaded)
         decimation = walker_config.decimation if walker_config is not None else 1
+        note(f"SAI-style check in a fresh process: {plays}...")
         observed = run_check(tmp, fmt, cfg, RECORD_DECISIONS * decimation)
-        compare(reference, observed, decimation)
+        compare(reference, observed, decimation, ONNX_TOLERANCE if fmt == "onnx" else None)
         manifest = _manifest(loaded, run, fmt, reference, walker_config)
         runs.write_json_atomic(tmp / "manifest.json", manifest)
         (tmp / "README.md").write_text(readme_text(manifest))
@@ -226,7 +242,7 @@ def reference_evaluation(loaded: LoadedPolicy) -> dict[str, Any]:
     from soccerlab.evaluation import EvalReport, model_predictor, run_episodes
 
     cfg = loaded.cfg
-    seeds, episodes = list(cfg.eval.seeds), cfg.eval.episodes
+    seeds, episodes = list(cfg.eval.seeds), check_episodes(cfg)
     predict = model_predictor(loaded.model, True)
     found = []
     for name, make in eval_suite(cfg):
@@ -263,6 +279,10 @@ def reference_evaluation(loaded: LoadedPolicy) -> dict[str, Any]:
     return {"scores": scores, "ctrl": ctrl, "report": report, "seeds": seeds}
 
 
+def check_episodes(cfg: Config) -> int:
+    return max(MIN_EPISODES, cfg.eval.episodes)
+
+
 def _sai_backend(cfg: Config) -> Config:
     data = cfg.to_dict()
     data["env"]["backend"] = "sai"
@@ -279,7 +299,7 @@ def run_check(folder: Path, fmt: str, cfg: Config, record_steps: int) -> dict[st
     tasks = [{"name": t, "env_id": get_task(t).env_id, "index": get_task(t).onehot_index}
              for t in _tasks(cfg)]
     spec = {"folder": str(folder), "model": MODEL_FILES[fmt], "format": fmt,
-            "seeds": list(cfg.eval.seeds), "episodes": cfg.eval.episodes,
+            "seeds": list(cfg.eval.seeds), "episodes": check_episodes(cfg),
             "record_steps": record_steps, "make_kwargs": make_kwargs, "tasks": tasks}
     with tempfile.TemporaryDirectory(prefix="soccerlab-check-") as tmp:
         spec_file = Path(tmp) / "spec.json"
@@ -287,8 +307,10 @@ def run_check(folder: Path, fmt: str, cfg: Config, record_steps: int) -> dict[st
         proc = subprocess.run([sys.executable, "-I", str(CHECK), str(spec_file)],
                               capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise ExportCheckFailed(f"the SAI-style check of the export crashed: {last}")
+        lines = proc.stderr.strip().splitlines() or ["(no output)"]
+        where = [line.strip() for line in lines if line.strip().startswith("File ")][-1:]
+        raise ExportCheckFailed(f"the SAI-style check of the export crashed: {lines[-1]}"
+                                + (f" ({where[0]})" if where else ""))
     observed = json.loads(proc.stdout.strip().splitlines()[-1])
     if observed["modules"]["soccerlab"]:
         raise ExportCheckFailed("the SAI-style check imported soccerlab: the export is not "
@@ -296,9 +318,11 @@ def run_check(folder: Path, fmt: str, cfg: Config, record_steps: int) -> dict[st
     return observed
 
 
-def compare(reference: dict[str, Any], observed: dict[str, Any], decimation: int) -> None:
-    """ExportCheckFailed, naming the first difference, unless scores, lengths and the first
-    applied torques are equal."""
+def compare(reference: dict[str, Any], observed: dict[str, Any], decimation: int,
+            tolerance: dict[str, float] | None = None) -> None:
+    """ExportCheckFailed, naming the first difference, unless episode lengths are equal and the
+    scores and first applied torques are equal (within ``tolerance`` where given: ONNX)."""
+    tol = tolerance or {"torque": 0.0, "score": 0.0}
     from soccerlab.envs.soccer import episode_score
 
     for task, per_seed in reference["scores"].items():
@@ -311,7 +335,7 @@ def compare(reference: dict[str, Any], observed: dict[str, Any], decimation: int
                     raise ExportCheckFailed(f"{task}, seed {seed}, episode {k}: no episode end "
                                             "in the SAI-style loop")
                 score = episode_score(ep["terms"], task)[0]
-                if score != want["score"] or ep["length"] != want["length"]:
+                if abs(score - want["score"]) > tol["score"] or ep["length"] != want["length"]:
                     raise ExportCheckFailed(
                         f"{task}, seed {seed}, episode {k}: the exported files score {score!r} "
                         f"in {ep['length']} steps under the SAI loop, soccerlab eval "
@@ -319,7 +343,8 @@ def compare(reference: dict[str, Any], observed: dict[str, Any], decimation: int
         ctrl = got["ctrl"]
         for j, want_row in enumerate(reference["ctrl"][task]):
             step = (j + 1) * decimation - 1
-            if step >= len(ctrl) or not np.array_equal(np.float32(ctrl[step]), np.float32(want_row)):
+            if step >= len(ctrl) or not np.allclose(np.float32(ctrl[step]), np.float32(want_row),
+                                                    rtol=0.0, atol=tol["torque"]):
                 raise ExportCheckFailed(
                     f"{task}: the torques applied at env step {step + 1} differ from soccerlab's "
                     f"(max difference {_max_diff(ctrl, step, want_row)})")
@@ -370,13 +395,22 @@ def _manifest(loaded: LoadedPolicy, run: Path, fmt: str, reference: dict[str, An
         "model_output": ("joint torques in N·m" if env.control == "walker"
                          else "actions in [-1, 1], mapped onto the torque bounds by action_function.py"),
         "versions": {**runs.versions(), **sai_versions()},
-        "check": {"seeds": list(cfg.eval.seeds), "episodes": cfg.eval.episodes,
+        "check": {"seeds": list(cfg.eval.seeds), "episodes": check_episodes(cfg),
                   "max_episode_steps": env.max_episode_steps, "deterministic": True,
-                  "first_decisions_compared": RECORD_DECISIONS},
+                  "first_decisions_compared": RECORD_DECISIONS,
+                  "tolerance": ONNX_TOLERANCE if fmt == "onnx" else "exact"},
         "scores": {"tasks": {t: v["mean_score"] for t, v in comp["tasks"].items()},
                    "overall": comp["overall"]["score"],
                    "episodes": reference["scores"]},
     }
+
+
+WALKER_NOTE = """
+The model is stateful: call it once per env step on the whole batch. Per row it keeps the tick
+counter, gait phase, the walker's previous actions, held joint targets and the held command,
+and a row starts a new episode when its 12 joint velocities (`obs[:, 12:24]`) are all exactly
+zero (how every sai-mujoco soccer env starts an episode) or when the batch size changes.
+"""
 
 
 def readme_text(manifest: dict[str, Any]) -> str:
@@ -394,7 +428,7 @@ control, `{manifest['observation']['frame']}` observation frame.
 | `preprocessor.py` | raw observation + info -> the 89-dim observation the policy trained on (NumPy only; the task one-hot from `info["task_index"]`) |
 | `action_function.py` | policy output -> torques for the env |
 | `manifest.json` | source run, versions, and the scores measured at export |
-
+{WALKER_NOTE if manifest['control'] == 'walker' else ''}
 ## Submit
 
 With `soccerlab[sai]` installed and an SAI API key (`sai login` or `SAI_API_KEY`):

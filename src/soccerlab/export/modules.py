@@ -82,7 +82,8 @@ class TorqueController(nn.Module):
         self.actor = actor
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.actor(obs.to(torch.float32))
+        with torch.no_grad():
+            return self.actor(obs.to(torch.float32))
 
 
 class WalkerController(nn.Module):
@@ -93,6 +94,8 @@ class WalkerController(nn.Module):
         super().__init__()
         self.actor = actor
         self.walker = walker
+        for p in walker.parameters():  # SAI calls the model without no_grad: keep state out of
+            p.requires_grad_(False)    # autograd, or its graph would grow with every call
         f64 = torch.float64
         self.register_buffer("default_q", torch.as_tensor(config.default_q, dtype=f64))
         self.register_buffer("kp", torch.as_tensor(config.kp, dtype=f64))
@@ -135,7 +138,10 @@ class WalkerController(nn.Module):
         self.command = torch.where(keep, torch.zeros_like(self.command), self.command)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        obs = obs.to(torch.float32)
+        with torch.no_grad():  # SAI calls the model without it
+            return self._step(obs.to(torch.float32))
+
+    def _step(self, obs: torch.Tensor) -> torch.Tensor:
         self._restart(torch.all(obs[:, 12:24] == 0.0, dim=1))
         q = obs[:, 0:12].to(torch.float64)
         dq = obs[:, 12:24].to(torch.float64)

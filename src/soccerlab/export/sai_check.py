@@ -9,7 +9,8 @@ It imports only numpy, torch or onnxruntime, gymnasium and sai_mujoco, never soc
 - the model is loaded as sai-rl does (``torch.jit.load`` / an onnxruntime session) and called
   on the preprocessor's batch; one model object and one preprocessor serve every task and
   every batch;
-- each task runs a ``gymnasium.vector`` env, one env per seed, with autoreset disabled; every env
+- each task runs a ``gymnasium.vector.AsyncVectorEnv`` (forked workers, shared memory), one env
+  per seed, with autoreset disabled; every env
   gets a one-hot ``info["task_index"]`` on reset and step; envs whose episode ended keep being
   stepped until the batch is over; the next batch resets all envs without a seed (each env
   continues its own random stream, as soccerlab's evaluation envs do).
@@ -87,9 +88,18 @@ class TaskIndex(gym.Wrapper):
         info["task_index"] = self.onehot
         return obs, reward, terminated, truncated, info
 
+    def applied_controls(self):
+        """The controls the simulator holds after the last step (read through ``envs.call``)."""
+        return np.asarray(self.env.unwrapped.sim.data._data.ctrl, dtype=np.float64).tolist()
 
-def ctrl_of(env):
-    return np.asarray(env.unwrapped.sim.data._data.ctrl, dtype=np.float64).tolist()
+
+def vector_env(make, n):
+    """The benchmark's vector env: AsyncVectorEnv, forked workers, shared memory, autoreset
+    disabled (which, unlike SyncVectorEnv's, lets ended envs be stepped on)."""
+    return gym.vector.AsyncVectorEnv(
+        [make for _ in range(n)], shared_memory=True, copy=False,
+        context="fork" if sys.platform.startswith("linux") else None,
+        autoreset_mode=gym.vector.AutoresetMode.DISABLED)
 
 
 def run_task(task, spec, model, preprocessor, action_function):
@@ -101,8 +111,7 @@ def run_task(task, spec, model, preprocessor, action_function):
         return TaskIndex(gym.make(task["env_id"], **spec["make_kwargs"]), onehot)
 
     seeds = list(spec["seeds"])
-    envs = gym.vector.SyncVectorEnv([make for _ in seeds],
-                                    autoreset_mode=gym.vector.AutoresetMode.DISABLED)
+    envs = vector_env(make, len(seeds))
     batches, ctrl = [], []
     try:
         for batch in range(spec["episodes"]):
@@ -116,7 +125,7 @@ def run_task(task, spec, model, preprocessor, action_function):
                 obs, _, terminated, truncated, info = envs.step(actions)
                 t += 1
                 if batch == 0 and t <= spec["record_steps"]:
-                    ctrl.append(ctrl_of(envs.envs[0]))
+                    ctrl.append(envs.call("applied_controls")[0])
                 ended = (np.asarray(terminated) | np.asarray(truncated)) & ~done
                 for i in np.flatnonzero(ended):
                     rt = info.get("reward_terms", {})
