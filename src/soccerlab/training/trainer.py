@@ -517,8 +517,26 @@ class _TensorBoard(TensorBoardOutputFormat):
     def __init__(self, folder: str, purge_step: int | None) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
+        if purge_step is not None:
+            _wait_for_a_later_event_file_name(Path(folder))
         self.writer = SummaryWriter(log_dir=folder, purge_step=purge_step)
         self._is_closed = False
+
+
+def _wait_for_a_later_event_file_name(folder: Path, limit: float = 2.0) -> None:
+    """TensorBoard reads a run's event files in name order, and a name starts with the second
+    it was created in, then the host and the pid. A resumed run that starts within the same
+    second as the attempt it continues (a quick crash) could get a name sorting before that
+    attempt's file, and TensorBoard would apply its purge to the wrong events. Wait until a new
+    name sorts after every existing one (about a second at most; ``limit`` against clock skew)."""
+    existing = max((p.name for p in folder.glob("events.out.tfevents.*")), default=None)
+    if existing is None:
+        return
+    prefix = f"{socket.gethostname()}.{os.getpid()}"
+    deadline = time.monotonic() + limit
+    while (f"events.out.tfevents.{int(time.time()):010d}.{prefix}" <= existing
+           and time.monotonic() < deadline):
+        time.sleep(0.05)
 
 
 def _import_wandb() -> Any:
