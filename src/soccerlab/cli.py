@@ -1,4 +1,4 @@
-"""The ``soccerlab`` command: train, eval, play, tasks. Each command is a short function.
+"""The ``soccerlab`` command: train, eval, play, tasks, demos. Each command is a short function.
 
 User mistakes end with one line on stderr and exit code 2; a failed training run with 1; an
 interrupted one (Ctrl-C, SIGTERM) with 130 after saving a checkpoint.
@@ -95,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="List the soccer tasks: env id, raw and unified observation "
                                    "sizes, episode limit, competition index and scoring weights.")
     p.set_defaults(fn=cmd_tasks)
+
+    from soccerlab.imitation.commands import add_demos_parser
+
+    add_demos_parser(sub, _Parser)
     return parser
 
 
