@@ -226,7 +226,7 @@ def test_import_mocap_labels_match_the_clip(tmp_path, walker, cli):
     clip = synthetic_clip(tmp_path / "walk.npz", spike_at=255)
     out = tmp_path / "mocap.npz"
     r = cli("demos", "import-mocap", clip, "--task", "kick_to_target", "--out", out,
-            "--walker", walker)
+            "--walker", walker, "--smooth", "0")
     assert r.code == 0, r.err
     demos = load_demos(out)
     # 500 frames -> 50 decision frames -> 49 transitions, one dropped (the spike at frame 255)
@@ -243,3 +243,13 @@ def test_import_mocap_labels_match_the_clip(tmp_path, walker, cli):
     np.testing.assert_allclose(demos.observations[:, :12], q[keep], atol=1e-5)
     # walker outputs: the next decision's joint targets, (q - default_q) / action_scale
     np.testing.assert_allclose(demos.actions, q[keep + 1] - q[0], atol=1e-5)
+
+    # gait-averaged labels (the default 0.5 s window): the same commands, more rows dropped
+    # around the spike (every window that holds frame 255)
+    smooth = tmp_path / "smooth.npz"
+    r = cli("demos", "import-mocap", clip, "--task", "kick_to_target", "--out", smooth,
+            "--walker", walker)
+    assert r.code == 0, r.err
+    demos = load_demos(smooth)
+    assert 20 < 49 - demos.n < 30
+    np.testing.assert_allclose(demos.commands, np.tile([0.5, -0.4, 0.3], (demos.n, 1)), atol=2e-3)

@@ -97,6 +97,9 @@ def add_demos_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> N
     p.add_argument("--seed", type=int, default=0, help="seed of the scene's reset (default 0)")
     p.add_argument("--max-speed", type=float, default=5.0,
                    help="root speed [m/s] above which a frame counts as a spike (default 5)")
+    p.add_argument("--smooth", type=float, default=0.5, metavar="SECONDS",
+                   help="label commands from the root motion over the 0.02 s step widened by "
+                        "this window (default 0.5, about a gait cycle; 0: the step alone)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.set_defaults(fn=cmd_import_mocap)
 
@@ -221,8 +224,10 @@ def cmd_import_mocap(args: argparse.Namespace) -> int:
                   "action_scale": cfg.action_scale}
     if not np.isfinite(args.max_speed) or args.max_speed <= 0:
         raise UserError(f"--max-speed must be a positive number, got {args.max_speed}")
+    if not np.isfinite(args.smooth) or args.smooth < 0:
+        raise UserError(f"--smooth must be a number >= 0, got {args.smooth}")
     demos, stats = import_mocap(args.clips, task, frame=args.frame, seed=args.seed,
-                                max_speed=args.max_speed, **kwargs)
+                                max_speed=args.max_speed, smooth=args.smooth, **kwargs)
     if demos.n == 0:
         raise UserError("no usable transition in these clips; nothing written")
     demos.save(out)

@@ -14,14 +14,16 @@ defenders stay where the reset put them: the replay is kinematic, nothing is sim
 
 Labels, per transition from decision k to k + 1:
 
-- ``commands``: the walker command that would produce the root's motion: the displacement over
-  the 0.02 s step in the heading frame of the step's mid-point (vx, vy) and the heading change
-  (yaw rate), divided by the walker's command ranges (``command_to_action``) and clipped to
-  [-1, 1]. Labels come from positions, not ``qvel``, so velocity spikes do not enter them.
+- ``commands``: the walker command that would produce the root's motion: the root's
+  displacement per second (vx, vy, in the window's mid-heading frame) and heading change per
+  second (yaw rate) over the 0.02 s step widened by ``smooth`` seconds (0.5 s by default, about
+  a gait cycle: a walker command is a gait-averaged velocity, and the root sways within each
+  step), divided by the walker's command ranges (``command_to_action``) and clipped to [-1, 1].
+  Labels come from positions, not ``qvel``, so velocity spikes do not enter them.
 - ``actions``: the joint targets of the next decision as walker outputs,
   (q_{k+1} - default_q) / action_scale, clipped to [-1, 1].
 
-Transitions whose window holds a velocity spike (root speed above ``max_speed`` in ``qvel`` or
+Transitions whose (widened) window holds a velocity spike (root speed above ``max_speed`` in ``qvel`` or
 in the finite differences of the position) are dropped (kick_ball1 starts with 20 such frames).
 Scores are NaN (nothing is scored), rewards 0, ``reward_mode`` ``none``, one episode per clip
 whose last kept transition is ``done`` (truncated, not terminated).
@@ -115,13 +117,16 @@ def place_clip(clip: Clip, start_xy: np.ndarray, start_yaw: float) -> tuple[np.n
     return qpos, qvel
 
 
-def command_labels(qpos: np.ndarray, dt: float) -> np.ndarray:
-    """Physical commands (K-1, 3) between consecutive decision frames ``qpos`` (K, 19):
-    displacement / dt in the mid-step heading frame, heading change / dt."""
-    yaw = quat_yaw_wxyz(qpos[:, 3:7])
-    dyaw = (np.diff(yaw) + np.pi) % (2 * np.pi) - np.pi
-    mid = yaw[:-1] + 0.5 * dyaw
-    d = np.diff(qpos[:, :2], axis=0)
+def command_labels(qpos: np.ndarray, lo: np.ndarray, hi: np.ndarray, frequency: float
+                   ) -> np.ndarray:
+    """Physical commands (K, 3) over the frame windows ``lo[k]..hi[k]`` of ``qpos`` (T, 19):
+    the root's displacement per second in the window's mid-heading frame, and its heading
+    change per second."""
+    yaw = np.unwrap(quat_yaw_wxyz(qpos[:, 3:7]))
+    dt = np.maximum(hi - lo, 1) / frequency
+    dyaw = yaw[hi] - yaw[lo]
+    mid = yaw[lo] + 0.5 * dyaw
+    d = qpos[hi, :2] - qpos[lo, :2]
     c, s = np.cos(mid), np.sin(mid)
     vx = (c * d[:, 0] + s * d[:, 1]) / dt
     vy = (-s * d[:, 0] + c * d[:, 1]) / dt
@@ -185,8 +190,8 @@ class MocapScene:
 
 def import_mocap(paths: Sequence[str | Path], task: str, *, command_ranges: np.ndarray | None = None,
                  default_q: np.ndarray | None = None, action_scale: float = 1.0,
-                 frame: str = "world", seed: int = 0, max_speed: float = 5.0
-                 ) -> tuple[Demos, list[dict[str, float]]]:
+                 frame: str = "world", seed: int = 0, max_speed: float = 5.0,
+                 smooth: float = 0.5) -> tuple[Demos, list[dict[str, float]]]:
     """Replay ``paths`` in ``task``'s scene (see the module docstring). Returns the dataset
     and one summary per clip (frames, transitions kept and dropped, command statistics)."""
     ranges = DEFAULT_RANGES if command_ranges is None else np.asarray(command_ranges)
@@ -199,14 +204,15 @@ def import_mocap(paths: Sequence[str | Path], task: str, *, command_ranges: np.n
     try:
         for e, clip in enumerate(clips):
             stride = max(1, int(round(clip.frequency / DECISION_HZ)))
-            dt = stride / clip.frequency
             qpos, qvel = place_clip(clip, scene.start_xy, scene.start_yaw)
             idx = np.arange(0, len(qpos), stride)
+            half = int(round(smooth * clip.frequency / 2))
+            lo = np.maximum(idx[:-1] - half, 0)
+            hi = np.minimum(idx[1:] + half, len(qpos) - 1)
             spikes = spike_frames(clip, max_speed)
-            keep = np.array([not spikes[a:b + 1].any() for a, b in zip(idx[:-1], idx[1:],
-                                                                          strict=True)],
+            keep = np.array([not spikes[a:b + 1].any() for a, b in zip(lo, hi, strict=True)],
                             dtype=bool)
-            physical = command_labels(qpos[idx], dt)
+            physical = command_labels(qpos, lo, hi, clip.frequency)
             commands = command_to_action(physical, ranges)
             obs = np.stack([scene.observe(qpos[i], qvel[i]) for i in idx]) if len(idx) \
                 else np.zeros((0, 89), np.float32)
