@@ -253,3 +253,40 @@ def test_import_mocap_labels_match_the_clip(tmp_path, walker, cli):
     demos = load_demos(smooth)
     assert 20 < 49 - demos.n < 30
     np.testing.assert_allclose(demos.commands, np.tile([0.5, -0.4, 0.3], (demos.n, 1)), atol=2e-3)
+
+
+# ------------------------------------------------------------------------ runs as sources
+def test_record_a_run_under_its_own_control_frame_and_normaliser(walker, tmp_path, cli):
+    from conftest import run_dirs, write_config
+
+    from soccerlab.loading import load_policy
+
+    out = tmp_path / "runs"
+    cfg = {
+        "experiment": {"name": "s", "seed": 0, "output_dir": str(out)},
+        "env": {"tasks": {"goalie_penalty_kick": 1.0, "kick_to_target": 1.0}, "n_envs": 2,
+                "max_episode_steps": 100, "normalize": True, "control": "walker",
+                "walker": {"path": str(walker)}, "reward": "shaped", "observation": "heading",
+                "backend": "fast"},
+        "algo": {"name": "ppo", "params": {"n_steps": 16, "batch_size": 32, "n_epochs": 1},
+                 "policy_kwargs": {"net_arch": [16]}},
+        "train": {"total_timesteps": 32, "checkpoint_every": None, "progress_bar": False},
+        "eval": {"every": None, "episodes": 1, "seeds": [0]},
+    }
+    assert cli("train", write_config(tmp_path / "c.yaml", cfg)).code == 0
+    [run] = run_dirs(out)
+    r = cli("demos", "record", run, "--episodes", "2", "--max-steps", "60",
+            "--out", tmp_path / "run.npz")
+    assert r.code == 0, r.err
+    demos = load_demos(tmp_path / "run.npz")
+    assert demos.tasks == ("goalie_penalty_kick", "kick_to_target")
+    assert (demos.control, demos.frame, demos.reward_mode) == ("walker", "heading", "shaped")
+    assert demos.n_episodes == 4 and demos.source.endswith(".zip")
+    # the commands are the model's deterministic actions on the normalised observations
+    loaded = load_policy(run)
+    expected = loaded.model.predict(loaded.vecnorm.normalize_obs(demos.observations[:5]),
+                                    deterministic=True)[0]
+    np.testing.assert_allclose(demos.commands[:5], expected, atol=1e-6)
+    # a run records only in its own frame
+    r = cli("demos", "record", run, "--frame", "world", "--out", tmp_path / "w.npz")
+    assert r.code == 2 and "heading frame" in r.err
