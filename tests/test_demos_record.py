@@ -258,7 +258,6 @@ def test_import_mocap_labels_match_the_clip(tmp_path, walker, cli):
 # ------------------------------------------------------------------------ runs as sources
 def test_record_a_run_under_its_own_control_frame_and_normaliser(walker, tmp_path, cli):
     from conftest import run_dirs, write_config
-
     from soccerlab.loading import load_policy
 
     out = tmp_path / "runs"

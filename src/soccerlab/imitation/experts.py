@@ -82,6 +82,9 @@ class StrikerParams:
         stop_radius: Stop pushing when the ball is this close to the aim (0: never).
         slow_radius: Push slower (down to half ``speed``) when the ball is closer than this to
             the aim (0: never).
+        lateral_tol: Lined up means within this distance of the line (plus a quarter of
+            the distance beyond the spot)...
+        heading_tol: ... and facing along the line within this angle [rad].
         lateral_gain: Sideways correction per metre off the line, while pushing.
         turn_gain: Yaw rate per radian of heading error.
     """
@@ -94,6 +97,8 @@ class StrikerParams:
     wait: int = 0
     stop_radius: float = 0.0
     slow_radius: float = 0.0
+    lateral_tol: float = 0.12
+    heading_tol: float = 0.5
     lateral_gain: float = 1.5
     turn_gain: float = 2.0
 
@@ -148,8 +153,10 @@ def striker_command(arrays: Mapping[str, np.ndarray], params: Sequence[StrikerPa
     waypoint = np.where((in_front & ~wide)[:, None], round_side, spot)
     to_wp = waypoint  # waypoint offsets are already robot-relative
     dist_wp = np.linalg.norm(to_wp, axis=1)
-    lined_up = (s < -0.1) & (np.abs(lat) < 0.12 + 0.25 * np.clip(-s - behind, 0, 2)) \
-        & (np.abs(wrap(np.arctan2(u[:, 1], u[:, 0]) - yaw)) < 0.5)
+    lat_tol = np.array([p.lateral_tol for p in params])
+    head_tol = np.array([p.heading_tol for p in params])
+    lined_up = (s < -0.1) & (np.abs(lat) < lat_tol + 0.25 * np.clip(-s - behind, 0, 2)) \
+        & (np.abs(wrap(np.arctan2(u[:, 1], u[:, 0]) - yaw)) < head_tol)
 
     push = lined_up & (step >= wait) & ~((stop > 0) & (dist_aim < stop))
     # Approach: velocity toward the waypoint (slowing near it), heading toward the waypoint
