@@ -191,7 +191,8 @@ def demos_summary(demos: Demos) -> list[str]:
                     f"[{finite.min():+.3f}, {finite.max():+.3f}]")
         else:
             dist = "score n/a (unscored)"
-        lines.append(f"  {task}: {int(sel.sum())} episodes, {rows} transitions, {dist}, "
+        count = int(sel.sum())
+        lines.append(f"  {task}: {count} episode{'' if count == 1 else 's'}, {rows} transitions, {dist}, "
                      f"success {demos.episode_success[sel].mean():.2f}, "
                      f"fall {demos.episode_fallen[sel].mean():.2f}")
     return lines
