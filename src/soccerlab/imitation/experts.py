@@ -105,9 +105,9 @@ class StrikerParams:
 
 #: Tuned per-task defaults (see the module docstring and docs/results.md).
 TASK_PARAMS: dict[str, StrikerParams] = {
-    "goalie_penalty_kick": StrikerParams(aim="goal", aim_y=-0.5, speed=0.95, wait=50,
+    "goalie_penalty_kick": StrikerParams(aim="goal", aim_y=-0.5, speed=0.95, wait=47,
                                          behind=0.5),
-    "penalty_kick": StrikerParams(aim="goal", aim_y=-0.5, speed=0.95, wait=50, behind=0.5),
+    "penalty_kick": StrikerParams(aim="goal", aim_y=-0.5, speed=0.95, wait=47, behind=0.5),
     "obstacle_penalty_kick": StrikerParams(aim="goal", aim_y=0.0, speed=1.0, wait=330),
     "kick_to_target": StrikerParams(aim="target", speed=0.8, behind=0.65),
 }
