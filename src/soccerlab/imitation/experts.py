@@ -14,11 +14,12 @@ backend, see ``docs/results.md``):
 
 - goalie / penalty kick: the goal, at ``aim_y`` metres off its centre, pushing at
   ``speed`` after ``wait`` decisions (the keeper moves on a fixed schedule: start time and
-  aim decide whether the ball gets past it);
+  aim decide whether the ball gets past it, and how fast);
 - obstacle: a ground ball crossing the goal line anywhere but on the raised target is -3, so
-  the expert times the push (``wait``) to end the episode with the ball still in the field and
-  moving fast toward the goal (or stopped at speed by a defender);
-- kick_to_target: the target, stopping the push when the ball is within ``stop_radius`` of it.
+  the expert stands behind the ball and times the push (``wait``) to end the episode with the
+  ball still in the field and rolling fast toward the goal;
+- kick_to_target: the target (``stop_radius`` and ``slow_radius`` can stop or slow the push
+  near it; the tuned setting uses neither).
 
 ``chase`` (turn toward the ball and walk into it) stays in the registry. ``EXPERTS`` lists the
 names; ``make_expert(name, tasks, command_ranges)`` builds one for N envs with the given tasks.

@@ -60,7 +60,9 @@ class ModelPolicy:
 
 
 @dataclass
-class _Episode:
+class Episode:
+    """One recorded episode: its rows (lists per column) and its ``info["soccer"]`` record."""
+
     rows: dict[str, list[Any]]
     record: dict[str, Any] | None = None
 
@@ -71,7 +73,7 @@ def _empty_rows() -> dict[str, list[Any]]:
 
 
 def record_task(spec: SoccerSpec, make_policy: Callable[[int], Any], episodes: int, seed: int,
-                n_envs: int = 8, **batch_options: Any) -> list[_Episode]:
+                n_envs: int = 8, **batch_options: Any) -> list[Episode]:
     """``episodes`` episodes of ``spec``'s single task (seeds ``seed``, ``seed`` + 1, ...),
     ``min(n_envs, episodes)`` at a time. ``make_policy(n)`` builds the policy for n envs."""
     n = max(1, min(n_envs, episodes))
@@ -81,7 +83,7 @@ def record_task(spec: SoccerSpec, make_policy: Callable[[int], Any], episodes: i
         obs, infos = batch.reset([seed + i for i in range(n)])
         policy.reset(np.ones(n, dtype=bool))
         slot_episode = list(range(n))  # episode each slot plays (-1: none left)
-        found = [_Episode(_empty_rows()) for _ in range(episodes)]
+        found = [Episode(_empty_rows()) for _ in range(episodes)]
         next_episode = n
         while any(e >= 0 for e in slot_episode):
             actions = policy.act(obs, infos)
