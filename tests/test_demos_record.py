@@ -289,3 +289,28 @@ def test_record_a_run_under_its_own_control_frame_and_normaliser(walker, tmp_pat
     # a run records only in its own frame
     r = cli("demos", "record", run, "--frame", "world", "--out", tmp_path / "w.npz")
     assert r.code == 2 and "heading frame" in r.err
+
+
+def test_record_a_torque_run(tmp_path, cli):
+    from conftest import run_dirs, write_config
+
+    out = tmp_path / "runs"
+    cfg = {
+        "experiment": {"name": "t", "seed": 0, "output_dir": str(out)},
+        "env": {"tasks": {"kick_to_target": 1.0}, "n_envs": 1, "max_episode_steps": 40,
+                "backend": "fast", "reward": "competition"},
+        "algo": {"name": "ppo", "params": {"n_steps": 16, "batch_size": 16, "n_epochs": 1},
+                 "policy_kwargs": {"net_arch": [8]}},
+        "train": {"total_timesteps": 16, "checkpoint_every": None, "progress_bar": False},
+        "eval": {"every": None, "episodes": 1, "seeds": [0]},
+    }
+    assert cli("train", write_config(tmp_path / "c.yaml", cfg)).code == 0
+    [run] = run_dirs(out)
+    r = cli("demos", "record", run / "model.zip", "--episodes", "1", "--max-steps", "30",
+            "--out", tmp_path / "t.npz")
+    assert r.code == 0, r.err
+    demos = load_demos(tmp_path / "t.npz")
+    # torque control: one row per env step, the policy's actions, no commands
+    assert demos.control == "torque" and demos.reward_mode == "competition" and demos.n == 30
+    assert np.all(demos.commands == 0.0) and np.abs(demos.actions).max() > 0.0
+    assert np.all(np.abs(demos.actions) <= 1.0)
