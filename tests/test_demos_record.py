@@ -42,7 +42,9 @@ def command(robot_yaw, ball, aim_at, **params) -> np.ndarray:
 
 
 def test_registry_has_chase_and_striker():
-    assert {"chase", "striker"} <= set(EXPERTS)
+    from soccerlab.imitation.commands import EXPERT_NAMES
+
+    assert {"chase", "striker"} <= set(EXPERTS) and tuple(EXPERTS) == EXPERT_NAMES
     with pytest.raises(UserError, match="unknown expert"):
         make_expert("nope", ["goalie_penalty_kick"], RANGES)
     assert set(TASK_PARAMS) >= {"goalie_penalty_kick", "obstacle_penalty_kick", "kick_to_target"}

@@ -15,6 +15,10 @@ import numpy as np
 
 from soccerlab.errors import UserError
 
+#: The registry's names (``experts.EXPERTS``), here so that building the parser does not
+#: import torch; a test keeps the two equal.
+EXPERT_NAMES = ("chase", "striker")
+
 
 def _tasks(values: list[str] | None) -> list[str] | None:
     if values is None:
@@ -38,8 +42,6 @@ def _check_out(out: str, force: bool) -> Path:
 
 def add_demos_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     """Register ``demos`` and its subcommands on ``sub`` (the main parser's subparsers)."""
-    from soccerlab.imitation.experts import EXPERTS
-
     demos = sub.add_parser("demos", help="record, inspect and import demonstration datasets",
                            description="Demonstration datasets (.npz, see README "
                                        "'Demonstrations'): record a scripted expert or a trained "
@@ -48,7 +50,7 @@ def add_demos_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> N
 
     p = dsub.add_parser("record", help="play an expert, a run or a model and save every step",
                         description="Play SOURCE (a scripted expert by name: "
-                                    f"{', '.join(EXPERTS)}; a run directory; or a model .zip "
+                                    f"{', '.join(EXPERT_NAMES)}; a run directory; or a model .zip "
                                     "inside a run) for N episodes per task on the fast backend "
                                     "(deterministic; episode i seeded with SEED + i) and write a "
                                     "demos .npz.")
