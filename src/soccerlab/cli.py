@@ -1,5 +1,5 @@
-"""The ``soccerlab`` command: train, bc, eval, play, export, submit, tasks, sweep, report.
-Each command is a short function.
+"""The ``soccerlab`` command: train, bc, eval, play, export, submit, tasks, sweep, report,
+demos. Each command is a short function.
 
 User mistakes end with one line on stderr and exit code 2; a failed training run with 1; an
 interrupted one (Ctrl-C, SIGTERM) with 130 after saving a checkpoint.
@@ -173,6 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="List the soccer tasks: env id, raw and unified observation "
                                    "sizes, episode limit, competition index and scoring weights.")
     p.set_defaults(fn=cmd_tasks)
+
+    from soccerlab.imitation.commands import add_demos_parser
+
+    add_demos_parser(sub, _Parser)
     return parser
 
 

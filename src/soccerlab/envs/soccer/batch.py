@@ -221,6 +221,10 @@ class SoccerBatch:
         self._dq = np.zeros((n, NUM_JOINTS), dtype=np.float32)
         self._quat = np.zeros((n, 4), dtype=np.float32)
         self._gyro = np.zeros((n, 3), dtype=np.float32)
+        #: Walker control: the walker's outputs (N, 12) computed at the last agent step's
+        #: decision (its first inner step), kept before ended envs are reset (demos record
+        #: them as the joint-level actions).
+        self.decision_actions = np.zeros((n, NUM_JOINTS), dtype=np.float32)
 
     # ------------------------------------------------------------------------- resets
     def reset(self, seeds: Sequence[int | None] | None = None
@@ -293,6 +297,8 @@ class SoccerBatch:
             inner = self.walker.config.decimation
             for k in range(inner):
                 torques = self.walker.step(*self._walker_inputs(), command)
+                if k == 0:
+                    self.decision_actions = self.walker.actions.astype(np.float32)
                 torques[~active] = 0.0  # ended slots: stepped, discarded, reset below
                 self._physics_step(torques, total, active, snaps, last=k == inner - 1)
                 if not active.any():

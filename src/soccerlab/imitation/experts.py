@@ -1,0 +1,256 @@
+"""Scripted experts at the walker-command level, batched over N envs.
+
+An expert maps the envs' info dicts to walker-control actions in [-1, 1] (vx, vy, yaw rate,
+normalised by the walker's command ranges). Everything it reads is in sai's ``info``: the
+robot's orientation (``robot_quat``) and the world-frame offsets ``ball_xpos_rel_robot``,
+``goal_team_*_rel_ball`` and ``target_xpos_rel_robot``. Its only state is a per-env decision
+counter (time is not observed; the counter restarts with ``reset``).
+
+``striker`` lines up behind the ball on the line from the ball to an aim point, then pushes
+the ball along that line at a set speed, correcting sideways with ``vy`` and turning to face
+the line. What it aims at, how fast it pushes and when it starts are per task
+(``StrikerParams``; the defaults in ``TASK_PARAMS`` were found by a small search on the fast
+backend, see ``docs/results.md``):
+
+- goalie / penalty kick: the goal, at ``aim_y`` metres off its centre, pushing at
+  ``speed`` after ``wait`` decisions (the keeper moves on a fixed schedule: start time and
+  aim decide whether the ball gets past it, and how fast);
+- obstacle: a ground ball crossing the goal line anywhere but on the raised target is -3, so
+  the expert stands behind the ball and times the push (``wait``) to end the episode with the
+  ball still in the field and rolling fast toward the goal;
+- kick_to_target: the target (``stop_radius`` and ``slow_radius`` can stop or slow the push
+  near it; the tuned setting uses neither).
+
+``chase`` (turn toward the ball and walk into it) stays in the registry. ``EXPERTS`` lists the
+names; ``make_expert(name, tasks, command_ranges)`` builds one for N envs with the given tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from soccerlab.envs.soccer.behaviour.scripted import chase_command
+from soccerlab.envs.soccer.behaviour.tasks import get_task
+from soccerlab.envs.soccer.behaviour.walker import command_to_action
+from soccerlab.errors import UserError
+
+#: The info keys experts read.
+EXPERT_INFO_KEYS = ("robot_quat", "ball_xpos_rel_robot", "goal_team_0_rel_ball",
+                    "goal_team_1_rel_ball", "target_xpos_rel_robot")
+
+
+def stack_infos(infos: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+                keys: Sequence[str] = EXPERT_INFO_KEYS) -> dict[str, np.ndarray]:
+    """Batched arrays (N, ...) of ``keys`` from one info dict (N = 1), a dict of batched
+    arrays, or a list of per-env dicts."""
+    if isinstance(infos, Mapping):
+        out = {k: np.asarray(infos[k], dtype=np.float64) for k in keys}
+        return {k: v[None] if v.ndim == 1 else v for k, v in out.items()}
+    return {k: np.stack([np.asarray(d[k], dtype=np.float64) for d in infos]) for k in keys}
+
+
+def robot_yaw(quat: np.ndarray) -> np.ndarray:
+    """Heading angle (N,) of quaternions (N, 4) in x, y, z, w order."""
+    x, y, z, w = (quat[..., i] for i in range(4))
+    return np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+
+def rotate(vec: np.ndarray, angle: np.ndarray) -> np.ndarray:
+    """Rotate planar vectors (N, 2) by ``angle`` (N,)."""
+    c, s = np.cos(angle), np.sin(angle)
+    return np.stack([c * vec[:, 0] - s * vec[:, 1], s * vec[:, 0] + c * vec[:, 1]], axis=1)
+
+
+def wrap(angle: np.ndarray) -> np.ndarray:
+    return (angle + np.pi) % (2.0 * np.pi) - np.pi
+
+
+@dataclass(frozen=True)
+class StrikerParams:
+    """One task's striker settings (lengths in metres, speeds in m/s, times in decisions).
+
+    Attributes:
+        aim: ``goal`` (the opponent goal's centre) or ``target`` (``target_xpos``).
+        aim_y: World-y offset added to the aim point.
+        speed: Push speed along the line.
+        approach_speed: Speed while getting behind the ball.
+        behind: Distance behind the ball where the push starts.
+        wait: Decisions to hold (line up, then stand) before pushing.
+        stop_radius: Stop pushing when the ball is this close to the aim (0: never).
+        slow_radius: Push slower (down to half ``speed``) when the ball is closer than this to
+            the aim (0: never).
+        lateral_tol: Lined up means within this distance of the line (plus a quarter of
+            the distance beyond the spot)...
+        heading_tol: ... and facing along the line within this angle [rad].
+        lateral_gain: Sideways correction per metre off the line, while pushing.
+        turn_gain: Yaw rate per radian of heading error.
+    """
+
+    aim: str = "goal"
+    aim_y: float = 0.0
+    speed: float = 0.6
+    approach_speed: float = 0.6
+    behind: float = 0.35
+    wait: int = 0
+    stop_radius: float = 0.0
+    slow_radius: float = 0.0
+    lateral_tol: float = 0.12
+    heading_tol: float = 0.5
+    lateral_gain: float = 1.5
+    turn_gain: float = 2.0
+
+
+#: Tuned per-task defaults (see the module docstring and docs/results.md).
+TASK_PARAMS: dict[str, StrikerParams] = {
+    "goalie_penalty_kick": StrikerParams(aim="goal", aim_y=-0.5, speed=0.95, wait=47,
+                                         behind=0.5),
+    "penalty_kick": StrikerParams(aim="goal", aim_y=-0.5, speed=0.95, wait=47, behind=0.5),
+    "obstacle_penalty_kick": StrikerParams(aim="goal", aim_y=0.0, speed=1.0, wait=330),
+    "kick_to_target": StrikerParams(aim="target", speed=0.8, behind=0.65),
+}
+
+
+def striker_command(arrays: Mapping[str, np.ndarray], params: Sequence[StrikerParams],
+                    step: np.ndarray) -> np.ndarray:
+    """Physical commands (N, 3) of the striker for batched info ``arrays`` (``stack_infos``),
+    one ``StrikerParams`` per env and each env's decision count ``step`` (N,)."""
+    n = len(step)
+    yaw = robot_yaw(arrays["robot_quat"])
+    ball = arrays["ball_xpos_rel_robot"][:, :2]  # world-frame offset robot -> ball
+    g0, g1 = arrays["goal_team_0_rel_ball"][:, :2], arrays["goal_team_1_rel_ball"][:, :2]
+    goal = np.where((np.linalg.norm(g0, axis=1) <= np.linalg.norm(g1, axis=1))[:, None], g0, g1)
+    target = arrays["target_xpos_rel_robot"][:, :2] - ball  # ball -> target
+    use_target = np.array([p.aim == "target" for p in params])
+    aim = np.where(use_target[:, None], target, goal)  # ball -> aim point, world frame
+    aim = aim + np.stack([np.zeros(n), np.array([p.aim_y for p in params])], axis=1)
+    dist_aim = np.linalg.norm(aim, axis=1)
+    u = aim / np.maximum(dist_aim, 1e-6)[:, None]  # push direction
+    nrm = np.stack([-u[:, 1], u[:, 0]], axis=1)
+    rel = -ball  # robot relative to the ball
+    s = np.sum(rel * u, axis=1)  # along the line (negative: behind the ball)
+    lat = np.sum(rel * nrm, axis=1)  # off the line
+
+    behind = np.array([p.behind for p in params])
+    speed = np.array([p.speed for p in params])
+    approach = np.array([p.approach_speed for p in params])
+    wait = np.array([p.wait for p in params])
+    stop = np.array([p.stop_radius for p in params])
+    slow = np.array([p.slow_radius for p in params])
+    speed = np.where(slow > 0, speed * np.clip(dist_aim / np.maximum(slow, 1e-6), 0.5, 1.0),
+                     speed)
+    kl = np.array([p.lateral_gain for p in params])
+    kt = np.array([p.turn_gain for p in params])
+
+    # Where to stand: behind the ball on the line; coming from in front, go round its side.
+    spot = ball - behind[:, None] * u
+    side = np.where(lat >= 0, 1.0, -1.0)
+    round_side = ball + (0.6 * side)[:, None] * nrm - 0.2 * u
+    in_front = s > -0.5 * behind
+    wide = np.abs(lat) > 0.45
+    waypoint = np.where((in_front & ~wide)[:, None], round_side, spot)
+    to_wp = waypoint  # waypoint offsets are already robot-relative
+    dist_wp = np.linalg.norm(to_wp, axis=1)
+    lat_tol = np.array([p.lateral_tol for p in params])
+    head_tol = np.array([p.heading_tol for p in params])
+    lined_up = (s < -0.1) & (np.abs(lat) < lat_tol + 0.25 * np.clip(-s - behind, 0, 2)) \
+        & (np.abs(wrap(np.arctan2(u[:, 1], u[:, 0]) - yaw)) < head_tol)
+
+    push = lined_up & (step >= wait) & ~((stop > 0) & (dist_aim < stop))
+    # Approach: velocity toward the waypoint (slowing near it), heading toward the waypoint
+    # when far, along the line when close.
+    v_app = to_wp * (np.minimum(approach, 1.5 * dist_wp) / np.maximum(dist_wp, 1e-6))[:, None]
+    head_app = np.where(dist_wp > 0.8, np.arctan2(to_wp[:, 1], to_wp[:, 0]),
+                        np.arctan2(u[:, 1], u[:, 0]))
+    # Push: along the line, pulled back onto it sideways.
+    v_push = speed[:, None] * u - (kl * lat)[:, None] * nrm
+    head_push = np.arctan2(u[:, 1], u[:, 0])
+    v = np.where(push[:, None], v_push, v_app)
+    hold = ~push & lined_up  # waiting behind the ball, or stopped near the aim
+    v = np.where(hold[:, None], 0.0, v)
+    head = np.where(push, head_push, head_app)
+    v_robot = rotate(v, -yaw)
+    yaw_rate = np.clip(kt * wrap(head - yaw), -1.0, 1.0)
+    cmd = np.stack([v_robot[:, 0], v_robot[:, 1], yaw_rate], axis=1)
+    # Stand still (zero command) only when nothing is left to do: a tiny command still walks.
+    still = hold & (np.abs(yaw_rate) < 0.05)
+    cmd[still] = 0.0
+    return cmd
+
+
+class Expert:
+    """A scripted command policy for N envs (``act(infos)`` -> (N, 3) actions in [-1, 1])."""
+
+    name = "expert"
+
+    def __init__(self, tasks: Sequence[str], command_ranges: np.ndarray) -> None:
+        self.tasks = [get_task(t).name for t in tasks]
+        self.n = len(self.tasks)
+        self.ranges = np.asarray(command_ranges, dtype=np.float64)
+        self.step = np.zeros(self.n, dtype=np.int64)
+
+    def reset(self, mask: np.ndarray | None = None) -> None:
+        """Restart the state (decision counters) of the envs in ``mask`` (all when None)."""
+        mask = np.ones(self.n, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+        self.step[mask] = 0
+
+    def command(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def act(self, infos: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Actions (N, 3) float32 for the envs' current infos; advances the counters."""
+        arrays = stack_infos(infos)
+        if len(arrays["robot_quat"]) != self.n:
+            raise ValueError(f"{len(arrays['robot_quat'])} infos for an expert of {self.n} envs")
+        action = command_to_action(self.command(arrays), self.ranges).astype(np.float32)
+        self.step += 1
+        return action
+
+
+class ChaseExpert(Expert):
+    """``behaviour.scripted.chase_command``: turn toward the ball and walk into it."""
+
+    name = "chase"
+
+    def command(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        return chase_command(arrays)
+
+
+class StrikerExpert(Expert):
+    """Line up behind the ball toward the task's aim point, then push (``striker_command``).
+
+    ``params`` overrides the tuned ``TASK_PARAMS``: one ``StrikerParams`` for every env, or a
+    list with one per env (parameter searches run one setting per env)."""
+
+    name = "striker"
+
+    def __init__(self, tasks: Sequence[str], command_ranges: np.ndarray,
+                 params: StrikerParams | Sequence[StrikerParams] | None = None,
+                 **overrides: Any) -> None:
+        super().__init__(tasks, command_ranges)
+        if params is None:
+            plist = [TASK_PARAMS[t] for t in self.tasks]
+        elif isinstance(params, StrikerParams):
+            plist = [params] * self.n
+        else:
+            plist = list(params)
+        if len(plist) != self.n:
+            raise ValueError(f"{len(plist)} parameter sets for {self.n} envs")
+        self.params = [replace(p, **overrides) for p in plist]
+
+    def command(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        return striker_command(arrays, self.params, self.step)
+
+
+EXPERTS: dict[str, type[Expert]] = {"chase": ChaseExpert, "striker": StrikerExpert}
+
+
+def make_expert(name: str, tasks: Sequence[str], command_ranges: np.ndarray,
+                **kwargs: Any) -> Expert:
+    """The expert ``name`` for envs running ``tasks`` (one task per env)."""
+    if name not in EXPERTS:
+        raise UserError(f"unknown expert '{name}' (experts: {', '.join(EXPERTS)})")
+    return EXPERTS[name](tasks, command_ranges, **kwargs)
