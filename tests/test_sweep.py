@@ -53,6 +53,7 @@ def free_port() -> int:
          ["unknown key path", "total_timesteps"]),
         ({"train.total_timesteps.x": {"type": "int", "low": 1, "high": 5}}, ["is not a section"]),
         ({"sweep.seed": {"type": "int", "low": 1, "high": 5}}, ["cannot sweep"]),
+        ({"experiment.name": {"type": "categorical", "choices": ["a"]}}, ["cannot sweep"]),
         ({"algo.params.learning_rate": {"type": "float", "low": 0.1, "high": 0.01}}, ["empty range"]),
         ({"algo.params.n_epochs": {"type": "int", "low": 3, "high": 3}}, ["empty range"]),
         ({"algo.params.batch_size": {"type": "categorical", "choices": []}}, ["empty choices"]),
