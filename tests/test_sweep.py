@@ -171,3 +171,15 @@ def test_journal_storage_and_local_jobs(tmp_path, cli):
     study = optuna.load_study(study_name="t", storage=storage)
     finished = [t for t in study.trials if t.state.is_finished()]
     assert len(finished) >= 2 and len({t.number for t in study.trials}) == len(study.trials)
+
+
+@pytest.mark.parametrize(("command", "flags"), [
+    ("sweep", ["--trials", "--storage", "--study", "--jobs", "postgresql://", "journal:"]),
+    ("report", ["--out", "TARGET"]),
+    ("train", ["--seeds", "--parallel"]),
+])
+def test_new_commands_document_their_flags(cli, command, flags):
+    res = cli(command, "--help")
+    assert res.code == 0
+    for flag in flags:
+        assert flag in res.out
