@@ -53,6 +53,7 @@ def free_port() -> int:
          ["unknown key path", "total_timesteps"]),
         ({"train.total_timesteps.x": {"type": "int", "low": 1, "high": 5}}, ["is not a section"]),
         ({"sweep.seed": {"type": "int", "low": 1, "high": 5}}, ["cannot sweep"]),
+        ({"experiment.name": {"type": "categorical", "choices": ["a"]}}, ["cannot sweep"]),
         ({"algo.params.learning_rate": {"type": "float", "low": 0.1, "high": 0.01}}, ["empty range"]),
         ({"algo.params.n_epochs": {"type": "int", "low": 3, "high": 3}}, ["empty range"]),
         ({"algo.params.batch_size": {"type": "categorical", "choices": []}}, ["empty choices"]),
@@ -170,3 +171,15 @@ def test_journal_storage_and_local_jobs(tmp_path, cli):
     study = optuna.load_study(study_name="t", storage=storage)
     finished = [t for t in study.trials if t.state.is_finished()]
     assert len(finished) >= 2 and len({t.number for t in study.trials}) == len(study.trials)
+
+
+@pytest.mark.parametrize(("command", "flags"), [
+    ("sweep", ["--trials", "--storage", "--study", "--jobs", "postgresql://", "journal:"]),
+    ("report", ["--out", "TARGET"]),
+    ("train", ["--seeds", "--parallel"]),
+])
+def test_new_commands_document_their_flags(cli, command, flags):
+    res = cli(command, "--help")
+    assert res.code == 0
+    for flag in flags:
+        assert flag in res.out

@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "same --storage) share the study; rerunning continues it.")
     p.add_argument("args", nargs="+", metavar="CONFIG | key.path=value",
                    help="the experiment YAML (with a sweep: section), then overrides")
-    p.add_argument("--trials", type=_positive, default=20,
+    p.add_argument("--trials", type=_positive, default=20, metavar="N",
                    help="the study's total of finished trials (default 20), whatever the workers")
     p.add_argument("--storage", metavar="URL",
                    help="sqlite:///FILE (default: <output_dir>/sweeps/<study>/study.db), "

@@ -391,6 +391,8 @@ def _key_path_problem(path: str) -> str | None:
         return f"bad key path {path!r}"
     if parts[0] == "sweep":
         return f"cannot sweep {path!r}: sweep.* configures the sweep itself"
+    if path in ("experiment.name", "experiment.output_dir"):
+        return f"cannot sweep {path!r}: each trial's run is named and placed by the sweep"
     model: Any = Config
     for i, part in enumerate(parts):
         field = model.model_fields.get(part)

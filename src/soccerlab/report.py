@@ -200,8 +200,8 @@ def plot_figure(path: Path, title: str, panel_list: list[tuple[str, str]],
             color = colors[i % len(colors)]
             n = sum(r.series(key) is not None for r in runs)
             name = f"{label} (n={n})" if len(runs) > 1 else label
-            ax.plot(steps, mean, color=color, label=name, marker="o" if len(steps) < 12 else None,
-                    markersize=3)
+            few = len(steps) < 12  # a few evaluations: mark the points, or one point is invisible
+            ax.plot(steps, mean, color=color, label=name, marker="o" if few else None, markersize=5)
             if len(runs) > 1:
                 ax.fill_between(steps, mean - half, mean + half, color=color, alpha=0.2, linewidth=0)
             drawn = True

@@ -21,6 +21,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -103,45 +104,35 @@ def run(config_path: str, overrides: list[str], seeds: list[int], parallel: int)
 
 def _train_all(config_path: str, overrides: list[str], seeds: list[int], parallel: int,
                group: Path) -> dict[int, int]:
+    """Train every seed, ``parallel`` processes at a time; stop starting new ones after bad input."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
     env = dict(os.environ, WANDB_RUN_GROUP=group.name)
-    pending, running, codes = list(seeds), {}, {}
-    while pending or running:
-        while pending and len(running) < parallel:
-            seed = pending.pop(0)
-            cmd = [sys.executable, "-m", "soccerlab", "train", config_path, *overrides,
-                   f"experiment.seed={seed}", f"experiment.output_dir={group}",
-                   f"experiment.name=seed-{seed}"]
-            log = open(group / "logs" / f"seed-{seed}.log", "w")  # noqa: SIM115 - closed below
-            print(f"seed {seed}: training (log {log.name})", flush=True)
-            running[seed] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log)
-        seed, proc, log = _wait_any(running)
-        log.close()
-        codes[seed] = proc.returncode
-        state = {0: "finished", 1: "failed", 2: "bad input", 130: "interrupted"}.get(proc.returncode, "died")
-        print(f"seed {seed}: {state} (exit {proc.returncode})", flush=True)
-        if proc.returncode == 2:  # the same bad input for every seed: stop here
-            for other, (p, f) in running.items():
-                p.wait()
-                f.close()
-                codes[other] = p.returncode
-            running.clear()
-            codes.update({s: 2 for s in pending})
-            pending.clear()
-    return codes
+    bad_input = threading.Event()
 
+    def train(seed: int) -> int:
+        if bad_input.is_set():  # the same bad input for every seed: don't start more
+            return 2
+        cmd = [sys.executable, "-m", "soccerlab", "train", config_path, *overrides,
+               f"experiment.seed={seed}", f"experiment.output_dir={group}",
+               f"experiment.name=seed-{seed}"]
+        log = group / "logs" / f"seed-{seed}.log"
+        print(f"seed {seed}: training (log {log})", flush=True)
+        with open(log, "w") as out:
+            code = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env).returncode
+        if code == 2:
+            bad_input.set()
+        return code
 
-def _wait_any(running: dict[int, tuple[subprocess.Popen, Any]]) -> tuple[int, subprocess.Popen, Any]:
-    """Block until one of the running seeds ends; return it (removed from ``running``)."""
-    if len(running) == 1:
-        seed, (proc, log) = next(iter(running.items()))
-        proc.wait()
-    else:
-        pid, status = os.wait()
-        seed = next(s for s, (p, _) in running.items() if p.pid == pid)
-        proc, log = running[seed]
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    del running[seed]
-    return seed, proc, log
+    codes = {}
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        futures = {pool.submit(train, seed): seed for seed in seeds}
+        for future in as_completed(futures):
+            seed, code = futures[future], future.result()
+            codes[seed] = code
+            state = {0: "finished", 1: "failed", 2: "bad input", 130: "interrupted"}.get(code, "died")
+            print(f"seed {seed}: {state} (exit {code})", flush=True)
+    return {seed: codes[seed] for seed in seeds}
 
 
 def _last_error(log: Path) -> str:
