@@ -95,6 +95,7 @@ def run(config_path: str, overrides: list[str], trials: int, storage: str | None
 
 def prepare(config_path: str, overrides: list[str], trials: int, storage: str | None,
             study: str | None, command: str) -> Sweep:
+    _quiet_optuna()
     cfg = load_config(config_path, overrides)
     if cfg.sweep is None or not cfg.sweep.params:
         raise UserError(f"{config_path} has no sweep.params: add a sweep section "
