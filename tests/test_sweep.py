@@ -183,3 +183,21 @@ def test_new_commands_document_their_flags(cli, command, flags):
     assert res.code == 0
     for flag in flags:
         assert flag in res.out
+
+
+def test_objective_auto_is_the_competition_score_for_soccer(tmp_path):
+    from types import SimpleNamespace
+
+    from soccerlab import sweep
+
+    cfg = {"experiment": {"output_dir": str(tmp_path)},
+           "env": {"tasks": {"kick_to_target": 1, "goalie_penalty_kick": 1}, "n_envs": 2},
+           "sweep": {"params": SPACE}}
+    s = sweep.prepare(str(write_config(tmp_path / "s.yaml", cfg)), [], 1, None, None, "test")
+    assert s.objective == "comp/overall"
+    report = SimpleNamespace(score=-1.5, summary=lambda: {"mean_return": 40.0},
+                             extra_metrics=lambda: {"comp/overall": -1.5, "comp/kick_to_target": -0.2})
+    assert sweep.report_value(report, s.objective) == -1.5
+    assert sweep.report_value(report, "comp/kick_to_target") == -0.2
+    with pytest.raises(sweep.TrialFailed, match="no 'success_rate'"):
+        sweep.report_value(report, "success_rate")

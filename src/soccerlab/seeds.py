@@ -18,6 +18,7 @@ import datetime as dt
 import json
 import math
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -80,7 +81,7 @@ def run(config_path: str, overrides: list[str], seeds: list[int], parallel: int)
     group = parent / f"{cfg.experiment.name}-seeds-{stamp}"
     group.mkdir()
     (group / "logs").mkdir()
-    command = "soccerlab " + " ".join(sys.argv[1:]) if sys.argv[1:] else "soccerlab train"
+    command = "soccerlab " + shlex.join(sys.argv[1:])
     info = {"kind": "seed_group", "name": group.name, "command": command, "config": config_path,
             "overrides": overrides, "seeds": seeds, "parallel": parallel, "started_at": now_iso(),
             "runs": {}}

@@ -95,6 +95,7 @@ def run(config_path: str, overrides: list[str], trials: int, storage: str | None
 
 def prepare(config_path: str, overrides: list[str], trials: int, storage: str | None,
             study: str | None, command: str) -> Sweep:
+    _quiet_optuna()
     cfg = load_config(config_path, overrides)
     if cfg.sweep is None or not cfg.sweep.params:
         raise UserError(f"{config_path} has no sweep.params: add a sweep section "
@@ -168,7 +169,7 @@ def open_storage(url: str, heartbeat: int, grace: int | None, retries: int) -> A
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     _quiet_optuna()
-    if url.startswith("journal:") or url.endswith((".log", ".journal", ".jsonl")):
+    if _is_journal(url):
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         path = Path(url.removeprefix("journal:"))
@@ -232,6 +233,10 @@ def open_study(sweep: Sweep) -> Any:
     return study
 
 
+def _is_journal(url: str) -> bool:
+    return url.startswith("journal:") or url.endswith((".log", ".journal", ".jsonl"))
+
+
 def _quiet_optuna() -> None:
     """Heartbeats and retries are marked experimental in Optuna 4.x; they are what we use."""
     import warnings
@@ -284,6 +289,11 @@ def work(sweep: Sweep, study: Any) -> int:
             if failures >= MAX_FAILURES_IN_A_ROW:
                 print(f"stopping this worker: {failures} trials in a row failed", file=sys.stderr)
                 return 1
+        elif _is_journal(sweep.storage_url):
+            # no heartbeat (journal file): a dead worker's trial would look alive forever
+            print(f"{c.get('RUNNING', 0)} trial(s) still running elsewhere (the journal storage "
+                  "can't tell whether their workers are alive); this worker stops", flush=True)
+            return 0
         else:
             # the last trials run in other workers: wait, to retry one if its worker dies
             time.sleep(min(5.0, float(sweep.cfg.sweep.heartbeat)))
