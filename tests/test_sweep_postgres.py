@@ -51,10 +51,11 @@ def postgres_url():
 
 def test_two_workers_share_a_study_and_a_killed_workers_trial_is_retried(tmp_path, postgres_url):
     trials = 4
-    claim = tmp_path / "killed"  # the first env to reach step 100 creates it and SIGKILLs its worker
+    arm = tmp_path / "arm"  # the first env to reach step 100 deletes it and SIGKILLs its worker
+    arm.touch()
     cfg = pendulum_config(tmp_path / "runs", "ppo",
-                          env={"id": "testenvs:SelfKillingPendulum-v0",
-                               "kwargs": {"kill_at": 100, "claim": str(claim)}})
+                          env={"id": "testenvs:SignalPendulum-v0",
+                               "kwargs": {"signum": "SIGKILL", "at": 100, "arm": str(arm)}})
     cfg["sweep"] = {"params": {"algo.params.learning_rate":
                                {"type": "float", "low": 1.0e-4, "high": 1.0e-2, "log": True}},
                     "pruner": "none", "heartbeat": 1, "grace": 3}
@@ -64,7 +65,7 @@ def test_two_workers_share_a_study_and_a_killed_workers_trial_is_retried(tmp_pat
     deadline = time.monotonic() + 400  # an upper bound, not a wait: both normally end in ~30 s
     outputs = [w.communicate(timeout=max(1, deadline - time.monotonic())) for w in workers]
     codes = sorted(w.returncode for w in workers)
-    assert claim.exists()
+    assert not arm.exists()
     assert codes == [-9, 0], (codes, outputs)  # one worker was killed, the other finished the study
 
     study = optuna.load_study(study_name="pg", storage=postgres_url.replace(
