@@ -11,9 +11,13 @@ import argparse
 import shlex
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from soccerlab import __version__
 from soccerlab.errors import UserError
+
+if TYPE_CHECKING:
+    from soccerlab.training.trainer import TrainResult
 
 
 class _Parser(argparse.ArgumentParser):
@@ -190,7 +194,6 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from soccerlab.training import trainer
 
-    command = "soccerlab " + shlex.join(sys.argv[1:])
     if args.trust_pickle and not args.resume:
         raise UserError("--trust-pickle applies to --resume (a new run unpickles nothing)")
     if args.seeds and args.resume:
@@ -198,51 +201,50 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.seeds:
         from soccerlab import seeds
 
-        if not args.args or "=" in args.args[0]:
-            raise UserError("train --seeds needs a CONFIG file first")
-        _check_overrides(args.args[1:])
-        return seeds.run(args.args[0], args.args[1:], args.seeds, args.parallel)
+        return seeds.run(*_config_and_overrides(args.args, "train --seeds"), args.seeds,
+                         args.parallel)
     if args.resume:
-        overrides = args.args
-        _check_overrides(overrides)
-        result = trainer.resume(args.resume, overrides, command, args.trust_pickle)
-    else:
-        if not args.args:
-            raise UserError("train needs a CONFIG file (or --resume RUN_DIR)")
-        config, overrides = args.args[0], args.args[1:]
-        if "=" in config:
-            raise UserError(f"expected a CONFIG file first, got the override {config!r}")
-        _check_overrides(overrides)
-        result = trainer.start(config, overrides, command)
-    stream = sys.stdout if result.status == "finished" else sys.stderr
-    print(result.message, file=stream)
-    print(result.run)
-    return result.exit_code
+        _check_overrides(args.args)
+        return _report(trainer.resume(args.resume, args.args, _command(), args.trust_pickle))
+    return _report(trainer.start(*_config_and_overrides(args.args, "train"), _command()))
 
 
 def cmd_bc(args: argparse.Namespace) -> int:
     from soccerlab.imitation import bc
 
-    config, overrides = args.args[0], args.args[1:]
-    if "=" in config:
-        raise UserError(f"expected a CONFIG file first, got the override {config!r}")
-    _check_overrides(overrides)
-    result = bc.start(config, overrides, "soccerlab " + shlex.join(sys.argv[1:]))
-    print(result.message, file=sys.stdout if result.status == "finished" else sys.stderr)
-    print(result.run)
-    return result.exit_code
+    return _report(bc.start(*_config_and_overrides(args.args, "bc"), _command()))
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from soccerlab import sweep
 
-    config, overrides = args.args[0], args.args[1:]
+    config, overrides = _config_and_overrides(args.args, "sweep")
+    return sweep.run(config, overrides, args.trials, args.storage, args.study, args.jobs,
+                     _command(), worker=args.worker)
+
+
+def _command() -> str:
+    """This command line, as recorded in a run's meta.json."""
+    return "soccerlab " + shlex.join(sys.argv[1:])
+
+
+def _config_and_overrides(items: Sequence[str], command: str) -> tuple[str, list[str]]:
+    """CONFIG and its key.path=value overrides from a command's positional arguments."""
+    if not items:
+        raise UserError(f"{command} needs a CONFIG file" + (" (or --resume RUN_DIR)"
+                                                             if command == "train" else ""))
+    config, overrides = items[0], list(items[1:])
     if "=" in config:
         raise UserError(f"expected a CONFIG file first, got the override {config!r}")
     _check_overrides(overrides)
-    command = "soccerlab " + shlex.join(sys.argv[1:])
-    return sweep.run(config, overrides, args.trials, args.storage, args.study, args.jobs, command,
-                     worker=args.worker)
+    return config, overrides
+
+
+def _report(result: TrainResult) -> int:
+    """A training or BC run's closing message, then its directory as the last line."""
+    print(result.message, file=sys.stdout if result.status == "finished" else sys.stderr)
+    print(result.run)
+    return result.exit_code
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -258,8 +260,7 @@ def _check_overrides(overrides: Sequence[str]) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from soccerlab.envs.factory import eval_suite
-    from soccerlab.evaluation import EvalReport, model_predictor, run_episodes
+    from soccerlab.evaluation import evaluate_config, model_predictor
     from soccerlab.loading import load_policy
     from soccerlab.runs import write_json_atomic
 
@@ -268,14 +269,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     seeds = args.seeds or cfg.eval.seeds
     episodes = args.episodes or cfg.eval.episodes
     predict = model_predictor(loaded.model, args.deterministic)
-    found = []
-    for name, make in eval_suite(cfg):
-        venv = make(len(seeds))
-        try:
-            found += run_episodes(predict, venv, seeds, episodes, name, loaded.vecnorm)
-        finally:
-            venv.close()
-    report = EvalReport(found, args.deterministic, cfg.eval.task_weights)
+    report = evaluate_config(cfg, predict, seeds, episodes, loaded.vecnorm, args.deterministic)
     print(f"model: {loaded.path}")
     print(report.table())
     if args.json:

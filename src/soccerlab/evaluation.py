@@ -61,6 +61,22 @@ def run_episodes(
     return done_eps
 
 
+def evaluate_config(cfg: Any, predict: Predict, seeds: Sequence[int], episodes: int,
+                    normalizer: Any = None, deterministic: bool = True) -> EvalReport:
+    """``episodes`` episodes per seed on every env of the config's evaluation suite (soccer:
+    each task), each suite env built for the call and closed after it."""
+    from soccerlab.envs.factory import eval_suite
+
+    found: list[Episode] = []
+    for name, make in eval_suite(cfg):
+        venv = make(len(seeds))
+        try:
+            found += run_episodes(predict, venv, seeds, episodes, name, normalizer)
+        finally:
+            venv.close()
+    return EvalReport(found, deterministic, cfg.eval.task_weights)
+
+
 def _episode(group: str, seed: int, ret: float, length: int, info: dict[str, Any]) -> Episode:
     success = None
     for key in ("is_success", "success"):

@@ -239,19 +239,13 @@ def reference_evaluation(loaded: LoadedPolicy) -> dict[str, Any]:
     """soccerlab's own deterministic evaluation on the run's eval seeds, plus the torques applied
     after each of the first ``RECORD_DECISIONS`` decisions of the first seed's first episode."""
     from soccerlab.envs.factory import eval_suite, seed_each
-    from soccerlab.evaluation import EvalReport, model_predictor, run_episodes
+    from soccerlab.evaluation import evaluate_config, model_predictor
 
     cfg = loaded.cfg
     seeds, episodes = list(cfg.eval.seeds), check_episodes(cfg)
     predict = model_predictor(loaded.model, True)
-    found = []
-    for name, make in eval_suite(cfg):
-        venv = make(len(seeds))
-        try:
-            found += run_episodes(predict, venv, seeds, episodes, name, loaded.vecnorm)
-        finally:
-            venv.close()
-    report = EvalReport(found, True, cfg.eval.task_weights)
+    report = evaluate_config(cfg, predict, seeds, episodes, loaded.vecnorm)
+    found = report.episodes
     scores: dict[str, dict[str, dict[str, Any]]] = {
         name: {str(s): {} for s in seeds} for name, _ in eval_suite(cfg)}
     for ep in found:

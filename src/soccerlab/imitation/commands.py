@@ -42,6 +42,7 @@ def _check_out(out: str, force: bool) -> Path:
 
 def add_demos_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     """Register ``demos`` and its subcommands on ``sub`` (the main parser's subparsers)."""
+    from soccerlab.cli import _positive  # cli imports this module inside build_parser
     demos = sub.add_parser("demos", help="record, inspect and import demonstration datasets",
                            description="Demonstration datasets (.npz, see README "
                                        "'Demonstrations'): record a scripted expert or a trained "
@@ -104,16 +105,6 @@ def add_demos_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> N
                         "this window (default 0.5, about a gait cycle; 0: the step alone)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.set_defaults(fn=cmd_import_mocap)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _walker_spec(path: str):
