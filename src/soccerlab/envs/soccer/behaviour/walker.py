@@ -19,8 +19,9 @@ pass. PyTorch's CPU kernels are not batch-invariant by themselves (measured, tor
 MKL: a linear layer takes another GEMM path below 4 rows, and vectorised activations such as
 ELU compute the elements that do not fill a SIMD register in scalar code, with other
 roundings), so every forward pass runs on a batch padded with zero rows to a multiple of
-``POLICY_BATCH_MULTIPLE`` rows (``soccerlab.batching``). One env (``SoccerEnv``) and N batched envs (the fast backend)
-then compute bit-identical actions; ``batch_invariant`` checks a policy for it.
+``POLICY_BATCH_MULTIPLE`` rows (``soccerlab.batching``). One env and N batched envs then compute
+bit-identical actions (an env's walker actions do not depend on how many envs it runs with);
+``batch_invariant`` checks a policy for it.
 """
 
 from __future__ import annotations
