@@ -160,6 +160,13 @@ def test_bc_imitates_and_rl_warm_starts_with_its_normalizer(tmp_path, cli, walke
     res = cli("train", "--resume", run, "train.total_timesteps=128")
     assert res.code == 2 and "behaviour-cloning run" in res.err
 
+    # env.normalize.freeze_obs: RL keeps the clone's observation statistics as they are
+    res = cli("train", cfg_file, f"algo.init.path={run}", "env.normalize.freeze_obs=true")
+    assert res.code == 0, res.err
+    frozen = np.load(Path(res.last_line) / "vecnormalize.npz", allow_pickle=False)
+    for key in ("obs_mean", "obs_var", "obs_count"):
+        np.testing.assert_array_equal(frozen[key], stats[key])
+
 
 def test_demos_in_the_replay_buffer_survive_resume(tmp_path, cli, walker, demo_files):
     import pickle

@@ -59,6 +59,9 @@ class NormalizeConfig(_Section):
     reward: bool = Field(True, description="Scale rewards by the running std of the return.")
     clip_obs: float = Field(10.0, gt=0)
     clip_reward: float = Field(10.0, gt=0)
+    freeze_obs: bool = Field(
+        False, description="Keep the observation statistics as they start (e.g. a BC run's)."
+    )
 
 
 class WalkerSection(_Section):

@@ -19,7 +19,9 @@ from functools import partial
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
 from soccerlab.config import Config, EnvConfig, NormalizeConfig, suggest
@@ -172,8 +174,15 @@ def eval_suite(cfg: Config) -> list[tuple[str, Callable[[int], VecEnv]]]:
     return [(task, partial(SoccerVecEnv, spec.replace(tasks=task))) for task in spec.tasks]
 
 
+class FrozenRunningMeanStd(RunningMeanStd):
+    """Statistics that ``update`` leaves as they are (``env.normalize.freeze_obs``)."""
+
+    def update(self, arr: np.ndarray) -> None:
+        return None
+
+
 def wrap_normalize(venv: VecEnv, norm: NormalizeConfig, gamma: float) -> VecNormalize:
-    return VecNormalize(
+    vecnorm = VecNormalize(
         venv,
         norm_obs=norm.obs,
         norm_reward=norm.reward,
@@ -181,6 +190,12 @@ def wrap_normalize(venv: VecEnv, norm: NormalizeConfig, gamma: float) -> VecNorm
         clip_reward=norm.clip_reward,
         gamma=gamma,
     )
+    if norm.obs and norm.freeze_obs:
+        # a policy warm-started from a clone sees its inputs normalised as the clone did: the
+        # statistics RL would otherwise move (docs/results.md, imitation) stay the warm start's
+        frozen = FrozenRunningMeanStd(shape=vecnorm.obs_rms.mean.shape)
+        vecnorm.obs_rms = frozen
+    return vecnorm
 
 
 def seed_each(venv: VecEnv, seeds: Sequence[int]) -> None:
