@@ -67,6 +67,15 @@ def cli(capsys):
     return run
 
 
+def one_line_error(res: CliResult, *fragments: str) -> None:
+    """A user error: exit code 2 and one line on stderr holding every fragment."""
+    assert res.code == 2, (res.out, res.err)
+    lines = res.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in res.err, res.err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
 def subprocess_env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(SRC), str(TESTS), env.get("PYTHONPATH", "")])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import pendulum_config, run_dirs, write_config
+from conftest import one_line_error, pendulum_config, run_dirs, write_config
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +29,6 @@ def test_every_command_documents_its_flags(cli, command):
                  "eval": ["--episodes", "--seeds", "--deterministic", "--stochastic", "--json", "--env"],
                  "play": ["--episodes", "--video", "--seed", "--stochastic"]}[command]:
         assert flag in res.out
-
-
-def one_line_error(res, *fragments):
-    assert res.code == 2, (res.out, res.err)
-    lines = res.err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in res.err, res.err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import optuna
 import pytest
 import yaml
 
-from conftest import pendulum_config, write_config
+from conftest import one_line_error, pendulum_config, write_config
 from soccerlab.config import config_from_dict
 from soccerlab.errors import UserError
 
@@ -23,14 +23,6 @@ def sweep_config(out: Path, **sweep) -> dict:
     cfg = pendulum_config(out, "ppo")
     cfg["sweep"] = {"params": SPACE, "startup_trials": 1, "heartbeat": 1, **sweep}
     return cfg
-
-
-def one_line_error(res, *fragments):
-    assert res.code == 2, (res.out, res.err)
-    lines = res.err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in res.err, res.err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def free_port() -> int:
