@@ -58,11 +58,13 @@ def test_two_workers_share_a_study_and_a_killed_workers_trial_is_retried(tmp_pat
                                "kwargs": {"signum": "SIGKILL", "at": 100, "arm": str(arm)}})
     cfg["sweep"] = {"params": {"algo.params.learning_rate":
                                {"type": "float", "low": 1.0e-4, "high": 1.0e-2, "log": True}},
-                    "pruner": "none", "heartbeat": 1, "grace": 3}
+                    "pruner": "none", "heartbeat": 2, "grace": 15}
+    # grace: a live trial on a loaded 2-core machine must never look dead (its heartbeat thread
+    # competes with two trainings); the killed trial is found stale 15 s after its last beat
     config = write_config(tmp_path / "s.yaml", cfg)
     workers = [start_cli("sweep", config, "--trials", trials, "--storage", postgres_url,
                          "--study", "pg") for _ in range(2)]
-    deadline = time.monotonic() + 400  # an upper bound, not a wait: both normally end in ~30 s
+    deadline = time.monotonic() + 400  # an upper bound, not a wait: both normally end in ~45 s
     outputs = [w.communicate(timeout=max(1, deadline - time.monotonic())) for w in workers]
     codes = sorted(w.returncode for w in workers)
     assert not arm.exists()
