@@ -47,8 +47,9 @@ def torque_run(tmp_path_factory):
 def walker_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("walker")
     pt, _ = write_walker(out)
+    # with the time feature: the exported model counts steps per row as the env does
     cfg = soccer_config(out, "wk", episodes=2, control="walker", walker={"path": str(pt)},
-                        observation="heading")
+                        observation="heading", time_feature=True)
     return _train(out, cfg)
 
 

@@ -102,6 +102,10 @@ class EnvConfig(_Section):
     observation: Literal["world", "heading"] = Field(
         "world", description="Soccer: relative vectors world-frame (unified layout) or heading-frame."
     )
+    time_feature: bool = Field(
+        False, description="Soccer: append the elapsed fraction of the episode (env steps / time "
+        "limit) to the observation (90 values); export counts steps the same way."
+    )
     reward: Literal["env", "competition", "shaped", "progress"] = Field(
         "env", description="Soccer training reward."
     )
@@ -131,7 +135,8 @@ class EnvConfig(_Section):
             raise ValueError("env.id and env.tasks are exclusive: give one")
         if self.tasks is None:
             defaults = EnvConfig.model_fields
-            for key in ("control", "observation", "reward", "walker", "assignment", "backend"):
+            for key in ("control", "observation", "time_feature", "reward", "walker", "assignment",
+                        "backend"):
                 if getattr(self, key) != defaults[key].default:
                     raise ValueError(f"env.{key} applies to soccer tasks only (set env.tasks)")
         elif self.control == "walker" and self.walker is None:
@@ -263,6 +268,17 @@ class LoggingConfig(_Section):
     verbose: int = Field(0, ge=0, le=2, description="SB3 verbosity.")
 
 
+class DaggerConfig(_Section):
+    """DAgger after behaviour cloning: the clone plays, a scripted expert labels its states."""
+
+    expert: str = Field(description="The scripted expert that labels (soccerlab demos record's "
+                        "expert names, e.g. striker).")
+    rounds: int = Field(3, ge=1, description="Play, label, retrain: this many times.")
+    episodes: int = Field(10, ge=1, description="Episodes per task the clone plays each round.")
+    seed: int = Field(1000, description="Round r (from 0) plays episode i of a task with seed "
+                      "seed + r * episodes + i (demos record from 0).")
+
+
 class BCConfig(_Section):
     """Behaviour cloning (``soccerlab bc``): the config's actor trained on demonstrations."""
 
@@ -274,6 +290,7 @@ class BCConfig(_Section):
     validation_fraction: float = Field(0.1, gt=0, lt=1, description="Share of episodes held out.")
     patience: int = Field(20, ge=1, description="Stop after this many epochs without a better validation loss.")
     min_score: float | None = Field(None, description="Use only demo episodes scoring above this.")
+    dagger: DaggerConfig | None = Field(None, description="Then DAgger rounds (walker control).")
 
 
 class SweepParam(_Section):

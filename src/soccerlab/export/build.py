@@ -154,11 +154,27 @@ def deterministic_actor(loaded: LoadedPolicy) -> DeterministicActor:
 def build_module(loaded: LoadedPolicy) -> tuple[nn.Module, Any]:
     """The exported module (scripted) and, for walker control, the walker's config."""
     actor = deterministic_actor(loaded)
+    limit = time_limit(loaded.cfg)
     if loaded.cfg.env.control != "walker":
-        return torch.jit.script(TorqueController(actor)), None
+        return torch.jit.script(TorqueController(actor, time_limit=limit)), None
     walker = _walker(loaded.cfg)
-    module = WalkerController(actor, walker.policy, walker.config)
+    module = WalkerController(actor, walker.policy, walker.config, time_limit=limit)
     return torch.jit.script(module), walker.config
+
+
+def time_limit(cfg: Config) -> int:
+    """The time limit the exported model divides its step count by (0: no time feature)."""
+    if not cfg.env.time_feature:
+        return 0
+    if cfg.env.max_episode_steps is not None:
+        return int(cfg.env.max_episode_steps)
+    from soccerlab.envs.soccer.behaviour.tasks import get_task
+
+    limits = {get_task(t).max_episode_steps for t in _tasks(cfg)}
+    if len(limits) != 1 or None in limits:
+        raise UserError(f"env.time_feature: the tasks' time limits differ ({sorted(map(str, limits))}); "
+                        "set env.max_episode_steps to export one time feature")
+    return int(limits.pop())
 
 
 def _walker(cfg: Config) -> Any:
@@ -380,7 +396,9 @@ def _manifest(loaded: LoadedPolicy, run: Path, fmt: str, reference: dict[str, An
         "action_function": "action_function.py",
         "algorithm": cfg.algo.name,
         "tasks": list(reference["scores"]),
-        "observation": {"frame": env.observation, "size": 89},
+        "observation": {"frame": env.observation, "size": 89,
+                        "time_feature": (None if not env.time_feature else
+                                         {"time_limit": time_limit(cfg)})},
         "control": env.control,
         "walker": None if walker_config is None else {
             "path": env.walker.path, "decimation": walker_config.decimation,

@@ -25,6 +25,11 @@ episode (the robot is placed at rest) and which no physics step leaves behind (g
 from the first step), or (b) the batch size changes (a new batch of envs). The SAI benchmark
 resets all envs of a batch together, so both signs agree there; a loop that resets single rows
 is covered by (a).
+
+**Time feature.** A run trained with ``env.time_feature`` sees a 90th observation value, the
+env steps its episode has run over the time limit. Both controllers then count env steps per
+row (the calls since the row's episode started) and append ``steps / time_limit``, computed as
+the training env computes it (float64 division, then float32), to the 89 values they get.
 """
 
 from __future__ import annotations
@@ -74,25 +79,44 @@ class DeterministicActor(nn.Module):
         return torch.maximum(torch.minimum(out, self.high), self.low)
 
 
-class TorqueController(nn.Module):
-    """Torque control: (N, 89) -> the policy's action (N, 12) in [-1, 1]."""
+def _with_time(obs: torch.Tensor, steps: torch.Tensor, time_limit: int) -> torch.Tensor:
+    """``obs`` (N, 89) with the time feature ``steps / time_limit`` (N,) appended."""
+    frac = (steps.to(torch.float64) / float(time_limit)).to(torch.float32)
+    return torch.cat([obs, frac.unsqueeze(1)], dim=1)
 
-    def __init__(self, actor: DeterministicActor):
+
+class TorqueController(nn.Module):
+    """Torque control: (N, 89) -> the policy's action (N, 12) in [-1, 1]. With a time feature
+    (``time_limit`` > 0) it counts calls per row, restarting with each episode (see above)."""
+
+    def __init__(self, actor: DeterministicActor, time_limit: int = 0):
         super().__init__()
         self.actor = actor
+        self.time_limit = int(time_limit)
+        self.register_buffer("counter", torch.zeros(0, dtype=torch.int64))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return self.actor(obs.to(torch.float32))
+            obs = obs.to(torch.float32)
+            if self.time_limit <= 0:
+                return self.actor(obs)
+            fresh = torch.all(obs[:, 12:24] == 0.0, dim=1)
+            if self.counter.shape[0] != obs.shape[0]:
+                self.counter = torch.zeros(obs.shape[0], dtype=torch.int64)
+            self.counter = torch.where(fresh, torch.zeros_like(self.counter), self.counter)
+            action = self.actor(_with_time(obs, self.counter, self.time_limit))
+            self.counter = self.counter + 1
+            return action
 
 
 class WalkerController(nn.Module):
     """Walker control: (N, 89) -> torques (N, 12) in N·m, one call per env step (see above)."""
 
     def __init__(self, actor: DeterministicActor, walker: torch.jit.ScriptModule, config,
-                 multiple: int = POLICY_BATCH_MULTIPLE):
+                 multiple: int = POLICY_BATCH_MULTIPLE, time_limit: int = 0):
         super().__init__()
         self.actor = actor
+        self.time_limit = int(time_limit)
         self.walker = walker
         for p in walker.parameters():  # SAI calls the model without no_grad: keep state out of
             p.requires_grad_(False)    # autograd, or its graph would grow with every call
@@ -159,7 +183,11 @@ class WalkerController(nn.Module):
     def _decide(self, obs: torch.Tensor, due: torch.Tensor, q: torch.Tensor,
                 dq: torch.Tensor) -> None:
         sub = obs.index_select(0, due)
-        action = self.actor(sub).to(torch.float64)
+        if self.time_limit > 0:
+            action = self.actor(_with_time(sub, self.counter.index_select(0, due),
+                                           self.time_limit)).to(torch.float64)
+        else:
+            action = self.actor(sub).to(torch.float64)
         a = torch.clamp(action, -1.0, 1.0)
         command = torch.where(a >= 0, a * self.ranges[:, 1], -a * self.ranges[:, 0])
         self.command = self.command.index_copy(0, due, command)

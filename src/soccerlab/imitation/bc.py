@@ -7,6 +7,13 @@ validation split by episode, early stopping on the validation loss (the best epo
 are kept) and the experiment seed for everything random. The observation normaliser, when the
 config has one, starts from the demonstrations' statistics.
 
+With ``bc.dagger`` (walker control) DAgger follows: the clone plays episodes on the fast
+backend, a scripted expert labels every state it visits (``record.LabelledPolicy``), the rows
+join the dataset and the clone is fitted again from its weights; after the last round it plays
+once more, and the weights whose episodes scored best (mean over the tasks) are kept. A clone
+that is slightly off drifts into states the expert never visited, where plain cloning has
+nothing to teach it.
+
 Its output is an ordinary run directory (``<name>-bc-<time>``): ``model.zip`` and the
 normaliser files, ``config.yaml``, ``meta.json`` (``kind: bc`` and the BC summary), TensorBoard
 curves ``bc/train_loss`` and ``bc/val_loss`` (x axis: epoch), and the final evaluation with
@@ -67,6 +74,26 @@ def walker_ranges(venv) -> np.ndarray | None:
     return venv.get_attr("command_ranges", [0])[0]
 
 
+def check_dagger(cfg: Config) -> None:
+    """UserError where ``bc.dagger`` cannot run for this config."""
+    from soccerlab.imitation.experts import EXPERTS
+
+    if cfg.env.control != "walker":
+        raise UserError("bc.dagger needs env.control: walker (the scripted experts give walker "
+                        "commands)")
+    if cfg.bc.dagger.expert not in EXPERTS:
+        raise UserError(f"bc.dagger.expert: unknown expert '{cfg.bc.dagger.expert}' "
+                        f"(experts: {', '.join(EXPERTS)})")
+
+
+def demo_time_limit(cfg: Config, venv) -> int | None:
+    """The time limit that turns demos' ``steps`` into the time feature, when the config's
+    policy sees one (``env.time_feature``); None otherwise."""
+    if not (cfg.env.is_soccer and cfg.env.time_feature):
+        return None
+    return int(venv.get_attr("time_limit", [0])[0])
+
+
 def policy_action(model: BaseAlgorithm, obs: torch.Tensor) -> torch.Tensor:
     """The policy's deterministic action for a batch of (normalised) observations, with
     gradients: the Gaussian mean for PPO/A2C, the squashed mean for SAC/TQC/CrossQ, the actor's
@@ -100,28 +127,67 @@ class BCTrainer(Trainer):
         if bc.min_score is not None:
             demos = demos.select_episodes(demos.episode_score > bc.min_score)
         check_demos(self.cfg, demos, walker_ranges(self.venv))
+        if bc.dagger is not None:
+            check_dagger(self.cfg)
         self.demos = demos
+        self.observations = demos.policy_observations(demo_time_limit(self.cfg, self.venv))
         self.targets = demos.policy_actions(self.cfg.env.control)
 
     def _learn(self) -> TrainResult:
-        bc, demos = self.cfg.bc, self.demos
+        bc = self.cfg.bc
         start = time.perf_counter()
         self._fit_normalizer()
-        obs = self._normalized(demos.observations)
+        self.epoch = 0
+        fit = self._fit(self.demos, self.observations, self.targets, "demos")
+        rounds = []
+        if bc.dagger is not None:
+            best = None  # (mean score, round, weights): rollouts judge the weights they play
+            for r in range(bc.dagger.rounds + 1):
+                played = self._dagger_round(r, label=r < bc.dagger.rounds)
+                rounds.append({"round": r, **played})
+                if best is None or played["mean_score"] > best[0]:
+                    best = (played["mean_score"], r, copy.deepcopy(self.model.policy.state_dict()))
+                if r < bc.dagger.rounds:
+                    fit = self._fit(self.demos, self.observations, self.targets,
+                                    f"DAgger round {r + 1}")
+            self.model.policy.load_state_dict(best[2])
+            print(f"DAgger: keeping the weights after round {best[1]} (they scored "
+                  f"{best[0]:+.3f} on average over the tasks)")
+            fit["kept_round"] = best[1]
+        seconds = time.perf_counter() - start
+        summary = {"demos": str(bc.demos), "transitions": int(self.demos.n),
+                   "episodes": int(self.demos.n_episodes), **fit,
+                   "seconds": round(seconds, 2)}
+        if rounds:
+            summary["dagger"] = rounds
+        self.run_dir.update_meta(kind="bc", bc=summary)
+        print(f"best validation loss {fit['best_val_loss']:.4f} at epoch {fit['best_epoch']} "
+              f"({seconds:.1f} s)")
+        return self._finish()
+
+    def _fit(self, demos: Demos, observations: np.ndarray, targets: np.ndarray,
+             what: str) -> dict[str, float | int]:
+        """Fit the policy to ``targets`` from its current weights, early-stopped on held-out
+        episodes; keeps the best epoch's weights. Epochs count on across calls (TensorBoard)."""
+        bc = self.cfg.bc
+        obs = self._normalized(observations)
         split = split_by_episode(demos, bc.validation_fraction, self.cfg.experiment.seed)
         x = torch.as_tensor(obs, device=self.model.device)
-        y = torch.as_tensor(self.targets, device=self.model.device)
+        y = torch.as_tensor(targets, device=self.model.device)
         policy = self.model.policy
         optimizer = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad],
                                      lr=bc.learning_rate, weight_decay=bc.weight_decay)
-        rng = torch.Generator().manual_seed(self.cfg.experiment.seed)
-        best = (self._loss(x, y, split.val), 0, copy.deepcopy(policy.state_dict()))
-        self._log(0, self._loss(x, y, split.train), best[0])
+        rng = torch.Generator().manual_seed(self.cfg.experiment.seed + self.epoch)
+        first = self.epoch
+        best = (self._loss(x, y, split.val), first, copy.deepcopy(policy.state_dict()))
+        if first == 0:
+            self._log(0, self._loss(x, y, split.train), best[0])
         stale = 0
         print(f"behaviour cloning on {len(split.train)} transitions "
-              f"({len(split.val)} held out) from {bc.demos}: untrained validation loss "
-              f"{best[0]:.4f}")
-        for epoch in range(1, bc.epochs + 1):
+              f"({len(split.val)} held out) from {what}: validation loss {best[0]:.4f} at "
+              f"the start")
+        for _ in range(bc.epochs):
+            self.epoch += 1
             policy.set_training_mode(True)
             order = split.train[torch.randperm(len(split.train), generator=rng).numpy()]
             losses = []
@@ -133,23 +199,58 @@ class BCTrainer(Trainer):
                 optimizer.step()
                 losses.append(loss.item())
             val = self._loss(x, y, split.val)
-            self._log(epoch, float(np.mean(losses)), val)
+            self._log(self.epoch, float(np.mean(losses)), val)
             if val < best[0]:
-                best, stale = (val, epoch, copy.deepcopy(policy.state_dict())), 0
+                best, stale = (val, self.epoch, copy.deepcopy(policy.state_dict())), 0
             else:
                 stale += 1
             if stale >= bc.patience:
                 break
         policy.load_state_dict(best[2])
-        seconds = time.perf_counter() - start
-        summary = {"demos": str(bc.demos), "transitions": int(demos.n),
-                   "episodes": int(demos.n_episodes), "train_rows": len(split.train),
-                   "val_rows": len(split.val), "epochs_run": epoch, "best_epoch": best[1],
-                   "best_val_loss": best[0], "seconds": round(seconds, 2)}
-        self.run_dir.update_meta(kind="bc", bc=summary)
-        print(f"best validation loss {best[0]:.4f} at epoch {best[1]} of {epoch} "
-              f"({seconds:.1f} s)")
-        return self._finish()
+        print(f"  best validation loss {best[0]:.4f} at epoch {best[1]}")
+        return {"train_rows": len(split.train), "val_rows": len(split.val),
+                "epochs_run": self.epoch - first, "best_epoch": best[1],
+                "best_val_loss": best[0]}
+
+    def _dagger_round(self, r: int, label: bool = True) -> dict:
+        """The clone plays ``dagger.episodes`` episodes per task (seeds of round ``r``), the
+        expert labels every state; with ``label`` the labelled rows join the dataset. Returns
+        the clone's mean score per task in those episodes and over the tasks."""
+        from soccerlab.envs.factory import soccer_spec
+        from soccerlab.imitation.experts import make_expert
+        from soccerlab.imitation.record import LabelledPolicy, ModelPolicy, record_demos
+
+        dagger = self.cfg.bc.dagger
+        ranges = walker_ranges(self.venv)
+        spec = soccer_spec(self.cfg.env).replace(backend="fast")
+        tasks = list(spec.tasks)
+        learner = ModelPolicy(self.model, self.vecnorm)
+
+        def make_policy(task: str, n: int) -> LabelledPolicy:
+            return LabelledPolicy(learner, make_expert(dagger.expert, [task] * n, ranges))
+
+        self.model.policy.set_training_mode(False)
+        played = record_demos(spec, tasks, make_policy, dagger.episodes,
+                              dagger.seed + r * dagger.episodes,
+                              source=f"dagger:{dagger.expert}")
+        scores = {t: float(np.mean(played.episode_score[played.episode_task == k]))
+                  for k, t in enumerate(played.tasks)}
+        log = self.model.logger
+        for t, v in scores.items():
+            log.record(f"dagger/score_{t}", v)
+        log.dump(r)
+        mean = float(np.mean(list(scores.values())))
+        print(f"DAgger round {r}: the clone scored "
+              + ", ".join(f"{t} {v:+.3f}" for t, v in scores.items())
+              + f" (mean {mean:+.3f}) over {dagger.episodes} episodes per task"
+              + (f"; {played.n} labelled transitions" if label else ""))
+        if label:
+            self.demos = self.demos.concat(played)
+            self.observations = self.demos.policy_observations(
+                demo_time_limit(self.cfg, self.venv))
+            self.targets = self.demos.policy_actions(self.cfg.env.control)
+        return {"transitions": int(played.n) if label else 0, "scores": scores,
+                "mean_score": mean}
 
     # ---------------------------------------------------------------------------------
     def _fit_normalizer(self) -> None:
@@ -157,7 +258,7 @@ class BCTrainer(Trainer):
         vecnorm = self.vecnorm
         if vecnorm is None or not vecnorm.norm_obs:
             return
-        obs = self.demos.observations.astype(np.float64)
+        obs = self.observations.astype(np.float64)
         vecnorm.obs_rms.mean = obs.mean(axis=0)
         vecnorm.obs_rms.var = obs.var(axis=0)
         vecnorm.obs_rms.count = float(len(obs))

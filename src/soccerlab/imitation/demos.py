@@ -32,11 +32,16 @@ key                         shape, dtype    meaning
 ``source``                  () str          who played (an expert's name, a run, a model)
 ``command_ranges``          (3, 2) f64      walker control: the (low, high) of vx, vy, yaw
                                             that commands -1 and +1 meant (optional)
+``steps``                   (N,) int32      env steps the episode had run at the row's
+                                            observation (optional; what a policy with
+                                            ``env.time_feature`` sees, over the time limit)
 ``format_version``          () int
 ==========================  ==============  ================================================
 
 ``policy_actions`` returns the column a policy of a given control is trained on: ``commands``
-for walker control, ``actions`` for torque control.
+for walker control, ``actions`` for torque control; ``policy_observations`` (and
+``policy_next_observations``) the observations a policy sees, with the time feature appended
+when it has one.
 """
 
 from __future__ import annotations
@@ -99,6 +104,7 @@ class Demos:
     reward_mode: str
     source: str
     command_ranges: np.ndarray | None = None
+    steps: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.observations)
@@ -116,6 +122,10 @@ class Demos:
         self.tasks = tuple(str(t) for t in self.tasks)
         if self.command_ranges is not None:
             self.command_ranges = np.asarray(self.command_ranges, dtype=np.float64).reshape(3, 2)
+        if self.steps is not None:
+            self.steps = np.asarray(self.steps).astype(np.int32, copy=False)
+            if self.steps.shape != (n,):
+                raise UserError(f"demos: steps has shape {self.steps.shape}, expected ({n},)")
         if n and (self.episode.min() < 0 or self.episode.max() >= e):
             raise UserError("demos: episode ids out of range")
         if n and (self.task_index.min() < 0 or self.task_index.max() >= len(self.tasks)):
@@ -136,6 +146,35 @@ class Demos:
                             "control policy cannot imitate them")
         return self.commands if control == "walker" else self.actions
 
+    def policy_observations(self, time_limit: int | None = None) -> np.ndarray:
+        """``observations``, with the time feature (``steps / time_limit``) appended as a 90th
+        column when ``time_limit`` is given (a config with ``env.time_feature``)."""
+        return self._with_time(self.observations, self.steps, time_limit)
+
+    def policy_next_observations(self, time_limit: int | None = None) -> np.ndarray:
+        """``next_observations`` as ``policy_observations`` gives ``observations``."""
+        if time_limit is None:
+            return self.next_observations
+        nxt = None
+        if self.steps is not None:  # the next row's steps; the episode's length at its end
+            nxt = self.episode_length[self.episode].astype(np.int64)
+            same = np.zeros(self.n, dtype=bool)
+            same[:-1] = (self.episode[1:] == self.episode[:-1]) & ~self.done[:-1]
+            nxt[:-1] = np.where(same[:-1], self.steps[1:], nxt[:-1])
+        return self._with_time(self.next_observations, nxt, time_limit)
+
+    def _with_time(self, obs: np.ndarray, steps: np.ndarray | None,
+                   time_limit: int | None) -> np.ndarray:
+        if time_limit is None:
+            return obs
+        if steps is None:
+            raise UserError(f"the demos (source {self.source}) hold no 'steps' column, which a "
+                            "policy with env.time_feature needs: record them again with this "
+                            "soccerlab")
+        from soccerlab.envs.soccer.batch import time_fraction
+
+        return np.concatenate([obs, time_fraction(steps, time_limit)], axis=1)
+
     def select_episodes(self, keep: np.ndarray) -> Demos:
         """The dataset restricted to the episodes where ``keep`` (E,) is True (renumbered)."""
         keep = np.asarray(keep, dtype=bool)
@@ -144,9 +183,37 @@ class Demos:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         for name in ROW_ARRAYS:
             values[name] = values[name][rows]
+        if self.steps is not None:
+            values["steps"] = self.steps[rows]
         values["episode"] = new_id[self.episode[rows]]
         for name in EPISODE_ARRAYS:
             values[name] = values[name][keep]
+        return Demos(**values)
+
+    def concat(self, other: Demos) -> Demos:
+        """This dataset followed by ``other`` (same control and frame; its episodes renumbered
+        after these, its tasks mapped onto a union of both task lists)."""
+        for name in ("control", "frame"):
+            if getattr(self, name) != getattr(other, name):
+                raise UserError(f"demos differ in {name}: {getattr(self, name)} vs "
+                                f"{getattr(other, name)}")
+        if (self.steps is None) != (other.steps is None):
+            raise UserError("demos: only one of the two datasets has a steps column")
+        tasks = tuple(dict.fromkeys((*self.tasks, *other.tasks)))
+        remap = np.array([tasks.index(t) for t in other.tasks], dtype=np.int64)
+        values: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in (*ROW_ARRAYS, *EPISODE_ARRAYS):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if name == "episode":
+                theirs = theirs + self.n_episodes
+            elif name in ("task_index", "episode_task") and len(theirs):
+                theirs = remap[theirs]
+            values[name] = np.concatenate([mine, theirs])
+        if self.steps is not None:
+            values["steps"] = np.concatenate([self.steps, other.steps])
+        values["tasks"] = tasks
+        if self.source != other.source:
+            values["source"] = f"{self.source}+{other.source}"
         return Demos(**values)
 
     def save(self, path: str | Path) -> Path:
@@ -161,6 +228,8 @@ class Demos:
             arrays[name] = np.array(getattr(self, name), dtype=str)
         if self.command_ranges is not None:
             arrays["command_ranges"] = self.command_ranges
+        if self.steps is not None:
+            arrays["steps"] = self.steps
         arrays["format_version"] = np.array(FORMAT_VERSION)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
@@ -185,8 +254,9 @@ def load_demos(path: str | Path) -> Demos:
             values["tasks"] = tuple(str(t) for t in data["tasks"])
             for name in SCALARS:
                 values[name] = str(data[name])
-            if "command_ranges" in data:
-                values["command_ranges"] = data["command_ranges"]
+            for name in ("command_ranges", "steps"):
+                if name in data:
+                    values[name] = data[name]
     except UserError:
         raise
     except (ValueError, OSError, KeyError) as exc:

@@ -6,11 +6,15 @@ and returns a ``Demos`` (format: ``imitation/demos.py``). Under walker control `
 are the policy's actions in [-1, 1] and ``actions`` the walker's 12 outputs computed at that
 decision (``SoccerBatch.decision_actions``); under torque control ``actions`` are the policy's
 actions and ``commands`` zeros. Observations are the unified ones the policy saw, before any
-normalisation.
+normalisation; the 89 unified values even where the policy also sees the time feature
+(``steps`` holds what it is computed from).
 
 A policy here is an object with ``reset(mask)`` and ``act(obs, infos) -> actions``:
 ``ExpertPolicy`` wraps a scripted expert, ``ModelPolicy`` a loaded SB3 model (deterministic
-actions, the run's observation normaliser applied).
+actions, the run's observation normaliser applied). A policy that also sets ``labels`` in
+``act`` gets those recorded as the rows' actions (``commands`` under walker control) instead of
+what it played: ``LabelledPolicy`` plays a model and records an expert's actions for the same
+states (DAgger).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import numpy as np
 
 from soccerlab.envs.soccer.batch import SoccerBatch
 from soccerlab.envs.soccer.spec import SoccerSpec
-from soccerlab.imitation.demos import Demos
+from soccerlab.imitation.demos import OBS_SIZE, Demos
 from soccerlab.imitation.experts import Expert
 
 
@@ -59,6 +63,23 @@ class ModelPolicy:
         return np.asarray(self.predict(obs), dtype=np.float32)
 
 
+class LabelledPolicy:
+    """Plays ``player``; records what ``expert`` (a scripted expert) would have done."""
+
+    def __init__(self, player: Any, expert: Expert) -> None:
+        self.player = player
+        self.expert = expert
+        self.labels: np.ndarray | None = None
+
+    def reset(self, mask: np.ndarray) -> None:
+        self.player.reset(mask)
+        self.expert.reset(mask)
+
+    def act(self, obs: np.ndarray, infos: list[dict[str, Any]]) -> np.ndarray:
+        self.labels = self.expert.act(infos)
+        return self.player.act(obs, infos)
+
+
 @dataclass
 class Episode:
     """One recorded episode: its rows (lists per column) and its ``info["soccer"]`` record."""
@@ -69,7 +90,7 @@ class Episode:
 
 def _empty_rows() -> dict[str, list[Any]]:
     return {k: [] for k in ("observations", "actions", "commands", "next_observations",
-                            "rewards", "done", "terminated")}
+                            "rewards", "done", "terminated", "steps")}
 
 
 def record_task(spec: SoccerSpec, make_policy: Callable[[int], Any], episodes: int, seed: int,
@@ -87,19 +108,24 @@ def record_task(spec: SoccerSpec, make_policy: Callable[[int], Any], episodes: i
         next_episode = n
         while any(e >= 0 for e in slot_episode):
             actions = policy.act(obs, infos)
+            labels = getattr(policy, "labels", None)
+            labels = actions if labels is None else labels
+            steps = batch.lengths.copy()  # env steps so far, at the observations acted on
             out = batch.step(actions)
             walker_out = (batch.decision_actions if batch.walker is not None
-                          else np.clip(actions, -1.0, 1.0))
+                          else np.clip(labels, -1.0, 1.0))
             done = out.terminated | out.truncated
             for i, e in enumerate(slot_episode):
                 if e < 0:
                     continue
                 rows = found[e].rows
-                rows["observations"].append(obs[i])
+                rows["observations"].append(obs[i][:OBS_SIZE])
+                rows["steps"].append(steps[i])
                 rows["actions"].append(walker_out[i])
-                rows["commands"].append(actions[i] if batch.walker is not None
+                rows["commands"].append(labels[i] if batch.walker is not None
                                         else np.zeros(3, dtype=np.float32))
-                rows["next_observations"].append(out.terminal_obs[i] if done[i] else out.obs[i])
+                rows["next_observations"].append(
+                    (out.terminal_obs[i] if done[i] else out.obs[i])[:OBS_SIZE])
                 rows["rewards"].append(out.reward[i])
                 rows["done"].append(bool(done[i]))
                 rows["terminated"].append(bool(out.terminated[i]))
@@ -172,7 +198,7 @@ def record_demos(spec: SoccerSpec, tasks: Sequence[str], make_policy: Callable[[
         episode_fallen=np.array(ep["fallen"]),
         episode_length=np.array(ep["length"]),
         control=spec.control, frame=spec.observation, reward_mode=spec.reward, source=source,
-        command_ranges=_command_ranges(spec),
+        command_ranges=_command_ranges(spec), steps=np.concatenate(cols["steps"]),
     )
 
 

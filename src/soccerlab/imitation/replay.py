@@ -97,7 +97,7 @@ def buffer_params(cfg: Config) -> dict[str, Any]:
 
 def load_demos_into(model: Any, cfg: Config) -> str:
     """Fill the model's ``DemoReplayBuffer`` from ``algo.demos``; returns a line to print."""
-    from soccerlab.imitation.bc import check_demos, walker_ranges
+    from soccerlab.imitation.bc import check_demos, demo_time_limit, walker_ranges
 
     spec = cfg.algo.demos
     demos = load_demos(spec.path)
@@ -113,7 +113,9 @@ def load_demos_into(model: Any, cfg: Config) -> str:
     if demos.n > cap:
         rows = np.sort(np.random.default_rng(cfg.experiment.seed).choice(demos.n, cap,
                                                                           replace=False))
-    buffer.add_demos(demos.observations[rows], demos.next_observations[rows],
+    limit = demo_time_limit(cfg, model.get_env())
+    buffer.add_demos(demos.policy_observations(limit)[rows],
+                     demos.policy_next_observations(limit)[rows],
                      np.clip(demos.policy_actions(cfg.env.control)[rows], -1.0, 1.0),
                      demos.rewards[rows], demos.terminated[rows])
     share = ("uniform sampling over demos and online transitions" if spec.batch_share is None

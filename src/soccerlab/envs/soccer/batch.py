@@ -14,6 +14,10 @@ Walker control runs ``decimation`` physics steps per agent step. An env whose ep
 inner step k < decimation is stepped on with zero torques (its results are discarded): its
 observation, info, reward terms, summed env reward and length are those of step k, and it is
 reset at the end of the agent step, exactly once.
+
+With ``spec.time_feature`` every observation carries a 90th value, ``time_fraction``: the env
+steps its episode has run so far over the time limit (0 at a reset). The exported models count
+steps per row and compute the same number (``export/modules.py``).
 """
 
 from __future__ import annotations
@@ -42,6 +46,11 @@ PREPROCESSOR_KEYS: tuple[str, ...] = ("robot_quat", *(k for k, _ in Preprocessor
 
 
 # ------------------------------------------------------------------------ pure helpers
+def time_fraction(steps: np.ndarray, limit: int) -> np.ndarray:
+    """The time feature: env steps elapsed over the time limit, float32 (N, 1)."""
+    return (np.asarray(steps, dtype=np.float64) / float(limit)).astype(np.float32)[:, None]
+
+
 def info_dicts(info: dict[str, np.ndarray], keys: Sequence[str], rows: np.ndarray
                ) -> list[dict[str, Any]]:
     """One dict per row of ``rows`` with ``info[key][row]`` for ``keys``, detached from the
@@ -214,8 +223,12 @@ class SoccerBatch:
         self.max_episode_steps = self.groups[0].sim.max_episode_steps
         dim = 3 if spec.control == "walker" else NUM_JOINTS
         self.action_space = gym.spaces.Box(-1.0, 1.0, (dim,), np.float32)
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (Preprocessor.OBS_SIZE,),
-                                                np.float32)
+        self.time_feature = spec.time_feature
+        if self.time_feature and not all(g.sim.max_episode_steps for g in self.groups):
+            self.close()
+            raise UserError("env.time_feature needs a time limit (env.max_episode_steps)")
+        obs_size = Preprocessor.OBS_SIZE + int(self.time_feature)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (obs_size,), np.float32)
         self.lengths = np.zeros(n, dtype=np.int64)  # env steps in the current episodes
         self._q = np.zeros((n, NUM_JOINTS), dtype=np.float32)
         self._dq = np.zeros((n, NUM_JOINTS), dtype=np.float32)
@@ -271,8 +284,18 @@ class SoccerBatch:
         if self.walker is not None:
             self.walker.reset(np.isin(np.arange(self.n), g.index[rows]))
         self.lengths[g.index[rows]] = 0
-        first = g.preprocessor.modify_state(raw[rows], {k: info[k][rows] for k in PREPROCESSOR_KEYS})
+        first = self._observe(g, raw[rows], {k: info[k][rows] for k in PREPROCESSOR_KEYS},
+                              g.index[rows])
         return first, self._reset_infos(g, rows)
+
+    def _observe(self, g: Group, raw: np.ndarray, info: dict[str, np.ndarray],
+                 slots: np.ndarray) -> np.ndarray:
+        """The observations of env ``slots`` (rows of group ``g``) from their raw arrays."""
+        obs = g.preprocessor.modify_state(raw, info)
+        if self.time_feature:
+            obs = np.concatenate([obs, time_fraction(self.lengths[slots],
+                                                     g.sim.max_episode_steps)], axis=1)
+        return obs
 
     def _reset_infos(self, g: Group, rows: np.ndarray) -> list[dict[str, Any]]:
         infos = info_dicts(g.sim.arrays.info, self.info_keys, rows)
@@ -356,7 +379,7 @@ class SoccerBatch:
                                          bool(fallen[j]), int(lengths[j]))
                     infos[j]["soccer"], score[j] = rec, rec["score"]
             reward = g.rewards.step(total[g.slots], f.info, done, score)
-            obs = g.preprocessor.modify_state(f.obs, f.info)
+            obs = self._observe(g, f.obs, f.info, g.index)
             for i, d in zip(g.index, infos, strict=True):
                 d["task"] = g.task.name
                 out.infos[i] = d
@@ -382,6 +405,10 @@ class SoccerBatch:
         return obs
 
     # ---------------------------------------------------------------------------- misc
+    def time_limit_of(self, slot: int) -> int:
+        """The time limit (env steps) of env ``slot``'s episodes."""
+        return int(next(g.sim.max_episode_steps for g in self.groups if slot in g.index))
+
     def task_of(self, slot: int) -> SoccerTask:
         """The task env ``slot`` runs."""
         return get_task(self.slot_tasks[slot])

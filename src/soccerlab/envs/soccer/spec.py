@@ -78,6 +78,8 @@ class SoccerSpec:
         reward: ``"env"``, ``"competition"``, ``"shaped"`` or ``"progress"`` (``rewards.py``).
         observation: Frame of the unified observation's relative vectors: ``"world"`` or
             ``"heading"`` (see ``Preprocessor``).
+        time_feature: Append the elapsed fraction of the episode (env steps so far / the time
+            limit) to the 89 values: the observation has 90. Time is otherwise unobserved.
         walker: Where the walker lives (required for walker control).
         shaping: Parameters of the ``shaped``/``progress`` rewards.
         backend: ``"sai"`` (sai-mujoco envs; renders) or ``"fast"`` (one vectorised simulator).
@@ -90,6 +92,7 @@ class SoccerSpec:
     control: str = "torque"
     reward: str = "env"
     observation: str = "world"
+    time_feature: bool = False
     walker: WalkerSpec | None = None
     shaping: ShapingConfig = field(default_factory=ShapingConfig)
     backend: str = "sai"
@@ -121,7 +124,7 @@ class SoccerSpec:
             walker = WalkerSpec(w.path, w.config, dict(w.command_ranges or {}) or None,
                                 w.revision, w.sha256)
         return cls(dict(env.tasks or {}), control=env.control, reward=env.reward,
-                   observation=env.observation, walker=walker,
+                   observation=env.observation, time_feature=env.time_feature, walker=walker,
                    shaping=ShapingConfig(**env.shaping.model_dump()), backend=env.backend,
                    max_episode_steps=env.max_episode_steps, env_kwargs=dict(env.kwargs))
 

@@ -117,9 +117,11 @@ class SoccerVecEnv(VecEnv):
             return None if batch.walker is None else batch.walker.config.command_ranges
         if name == "episode_length":
             return int(batch.lengths[i])
+        if name == "time_limit":
+            return batch.time_limit_of(i)
         raise AttributeError(f"soccer envs have no attribute {name!r} (supported: "
                              "render_mode, observation_space, action_space, metadata, task, "
-                             "control, command_ranges, episode_length)")
+                             "control, command_ranges, episode_length, time_limit)")
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         return [self._slot_attr(attr_name, i) for i in self._get_indices(indices)]

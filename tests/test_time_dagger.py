@@ -1,0 +1,150 @@
+"""The time feature (``env.time_feature``), demos' ``steps`` column and DAgger (``bc.dagger``).
+
+Tiny test walker, fast backend, short episodes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _soccer_fixtures import write_walker
+from conftest import read_meta, write_config
+from soccerlab.envs.soccer import SoccerSpec, WalkerSpec
+from soccerlab.envs.soccer.vec_env import SoccerVecEnv
+from soccerlab.errors import UserError
+from soccerlab.imitation.demos import load_demos
+
+TASKS = {"goalie_penalty_kick": 1.0, "kick_to_target": 1.0}
+LIMIT = 60  # env steps: 6 walker decisions per episode
+
+
+@pytest.fixture(scope="module")
+def walker(tmp_path_factory) -> Path:
+    return write_walker(tmp_path_factory.mktemp("walker"))[0]
+
+
+def spec(walker: Path, **changes) -> SoccerSpec:
+    base = dict(control="walker", walker=WalkerSpec(str(walker)), backend="fast",
+                max_episode_steps=LIMIT)
+    return SoccerSpec(TASKS, **{**base, **changes})
+
+
+def test_the_time_feature_is_the_elapsed_fraction_of_the_episode(walker):
+    plain = SoccerVecEnv(spec(walker), 2, seed=0)
+    timed = SoccerVecEnv(spec(walker, time_feature=True), 2, seed=0)
+    try:
+        assert plain.observation_space.shape == (89,) and timed.observation_space.shape == (90,)
+        assert timed.get_attr("time_limit") == [LIMIT, LIMIT]
+        a, b = plain.reset(), timed.reset()
+        np.testing.assert_array_equal(b[:, :89], a)  # the 89 values are untouched
+        np.testing.assert_array_equal(b[:, 89], [0.0, 0.0])
+        actions = np.full((2, 3), 0.3, dtype=np.float32)
+        for k in range(1, LIMIT // 10 + 1):
+            a, _, dones, _ = plain.step(actions)
+            b, _, dones_b, infos = timed.step(actions)
+            np.testing.assert_array_equal(dones, dones_b)
+            np.testing.assert_array_equal(b[:, :89], a)
+            if k < LIMIT // 10:
+                np.testing.assert_array_equal(b[:, 89], np.float32(10 * k / LIMIT))
+        # the episodes hit the time limit: the last observation says 1, the new episode 0
+        assert dones.all()
+        assert [info["terminal_observation"][89] for info in infos] == [1.0, 1.0]
+        np.testing.assert_array_equal(b[:, 89], [0.0, 0.0])
+    finally:
+        plain.close()
+        timed.close()
+
+
+def test_demos_record_steps_and_the_policy_sees_them_as_time(tmp_path, cli, walker):
+    out = tmp_path / "striker.npz"
+    res = cli("demos", "record", "striker", "--walker", walker, "--episodes", 2, "--tasks",
+              ",".join(TASKS), "--max-steps", LIMIT, "--out", out)
+    assert res.code == 0, res.err
+    demos = load_demos(out)
+    assert demos.observations.shape[1] == 89
+    for e in range(demos.n_episodes):
+        rows = demos.episode == e
+        np.testing.assert_array_equal(demos.steps[rows], 10 * np.arange(rows.sum()))
+    obs = demos.policy_observations(LIMIT)
+    assert obs.shape == (demos.n, 90)
+    np.testing.assert_array_equal(obs[:, 89], (demos.steps / LIMIT).astype(np.float32))
+    nxt = demos.policy_next_observations(LIMIT)
+    last = demos.done
+    np.testing.assert_array_equal(nxt[~last, 89], obs[np.flatnonzero(~last) + 1, 89])
+    np.testing.assert_array_equal(nxt[last, 89], np.float32(1.0))  # episodes ran to the limit
+    both = demos.concat(demos)
+    assert both.n == 2 * demos.n and both.n_episodes == 2 * demos.n_episodes
+    np.testing.assert_array_equal(both.steps[demos.n:], demos.steps)
+    assert both.episode[demos.n:].min() == demos.n_episodes
+    old = load_demos(out)
+    old.steps = None  # a file recorded before the steps column
+    with pytest.raises(UserError, match="no 'steps' column"):
+        old.policy_observations(LIMIT)
+
+
+def test_a_labelled_policy_records_the_experts_actions_for_the_states_it_plays(walker):
+    from soccerlab.imitation.experts import make_expert
+    from soccerlab.imitation.record import ExpertPolicy, LabelledPolicy, record_task
+
+    class Stand:
+        def reset(self, mask):
+            pass
+
+        def act(self, obs, infos):
+            return np.zeros((len(infos), 3), dtype=np.float32)
+
+    task = spec(walker).replace(tasks="goalie_penalty_kick")
+    ranges = np.array([[-1.0, 1.0], [-1.0, 1.0], [-1.0, 1.0]])
+    expert = record_task(task, lambda n: ExpertPolicy(
+        make_expert("striker", ["goalie_penalty_kick"] * n, ranges)),
+                         episodes=1, seed=0)[0].rows
+    labelled = record_task(task, lambda n: LabelledPolicy(
+        Stand(), make_expert("striker", ["goalie_penalty_kick"] * n, ranges)), episodes=1,
+        seed=0)[0].rows
+    # the same first state: the same label as the expert's own first action
+    np.testing.assert_array_equal(labelled["observations"][0], expert["observations"][0])
+    np.testing.assert_array_equal(labelled["commands"][0], expert["commands"][0])
+    # the robot stood (its states differ from the expert's), and the labels still walk
+    assert not np.array_equal(labelled["observations"][-1], expert["observations"][-1])
+    assert np.abs(np.array(labelled["commands"])).max() > 0.1
+
+
+def test_bc_with_dagger_and_the_time_feature(tmp_path, cli, walker):
+    demos_file = tmp_path / "striker.npz"
+    res = cli("demos", "record", "striker", "--walker", walker, "--episodes", 3, "--tasks",
+              ",".join(TASKS), "--max-steps", LIMIT, "--out", demos_file)
+    assert res.code == 0, res.err
+    demos = load_demos(demos_file)
+    cfg = {
+        "experiment": {"name": "dg", "seed": 0, "output_dir": str(tmp_path / "runs")},
+        "env": {"tasks": TASKS, "n_envs": 2, "backend": "fast", "max_episode_steps": LIMIT,
+                "control": "walker", "walker": {"path": str(walker)}, "time_feature": True,
+                "normalize": {"obs": True, "reward": False}},
+        "algo": {"name": "ppo", "params": {"n_steps": 16, "batch_size": 32, "n_epochs": 1},
+                 "policy_kwargs": {"net_arch": [32, 32]}},
+        "train": {"total_timesteps": 32, "progress_bar": False},
+        "eval": {"every": None, "episodes": 1, "seeds": [0]},
+        "bc": {"demos": str(demos_file), "epochs": 20, "batch_size": 16, "patience": 5,
+               "dagger": {"expert": "striker", "rounds": 2, "episodes": 2}},
+    }
+    res = cli("bc", write_config(tmp_path / "bc.yaml", cfg))
+    assert res.code == 0, res.err
+    run = Path(res.last_line)
+    meta = read_meta(run)["bc"]
+    rounds = meta["dagger"]
+    assert [r["round"] for r in rounds] == [0, 1, 2]
+    # rounds 0 and 1 label their states (2 episodes of 6 decisions per task); the last only plays
+    assert [r["transitions"] for r in rounds] == [24, 24, 0]
+    assert meta["transitions"] == demos.n + 48
+    best = max(rounds, key=lambda r: r["mean_score"])
+    assert meta["kept_round"] == best["round"]
+    assert "DAgger: keeping the weights after round" in res.out
+    stats = np.load(run / "vecnormalize.npz", allow_pickle=False)
+    assert stats["obs_mean"].shape == (90,)  # the policy sees the time feature
+
+    bad = dict(cfg, bc={**cfg["bc"], "dagger": {"expert": "nobody"}})
+    res = cli("bc", write_config(tmp_path / "bad.yaml", bad))
+    assert res.code == 2 and "unknown expert 'nobody'" in res.err
+    assert len(res.err.strip().splitlines()) == 1
