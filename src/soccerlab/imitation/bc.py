@@ -107,14 +107,23 @@ class Split:
     val: np.ndarray
 
 
-def split_by_episode(demos: Demos, fraction: float, seed: int) -> Split:
-    """Hold out ``fraction`` of the episodes (at least one, at least one left to train on)."""
-    episodes = np.random.default_rng(seed).permutation(demos.n_episodes)
-    n_val = min(max(1, round(fraction * demos.n_episodes)), demos.n_episodes - 1)
+def held_out_episodes(n_episodes: int, fraction: float, seed: int) -> np.ndarray:
+    """Which of ``n_episodes`` episodes to hold out (E,) bool: ``fraction`` of them, at least
+    one and at least one left to train on."""
+    episodes = np.random.default_rng(seed).permutation(n_episodes)
+    n_val = min(max(1, round(fraction * n_episodes)), n_episodes - 1)
     if n_val < 1:
         raise UserError("behaviour cloning needs at least 2 demo episodes (one to validate on)")
-    val = np.isin(demos.episode, episodes[:n_val])
+    held = np.zeros(n_episodes, dtype=bool)
+    held[episodes[:n_val]] = True
+    return held
+
+
+def split_rows(demos: Demos, held: np.ndarray) -> Split:
+    """Rows of the held-out episodes ``held`` (E,) and of the others."""
+    val = held[demos.episode]
     return Split(np.flatnonzero(~val), np.flatnonzero(val))
+
 
 
 class BCTrainer(Trainer):
@@ -130,6 +139,8 @@ class BCTrainer(Trainer):
         if bc.dagger is not None:
             check_dagger(self.cfg)
         self.demos = demos
+        self.held_out = held_out_episodes(demos.n_episodes, bc.validation_fraction,
+                                          self.cfg.experiment.seed)
         self.observations = demos.policy_observations(demo_time_limit(self.cfg, self.venv))
         self.targets = demos.policy_actions(self.cfg.env.control)
 
@@ -171,7 +182,7 @@ class BCTrainer(Trainer):
         episodes; keeps the best epoch's weights. Epochs count on across calls (TensorBoard)."""
         bc = self.cfg.bc
         obs = self._normalized(observations)
-        split = split_by_episode(demos, bc.validation_fraction, self.cfg.experiment.seed)
+        split = split_rows(demos, self.held_out)
         x = torch.as_tensor(obs, device=self.model.device)
         y = torch.as_tensor(targets, device=self.model.device)
         policy = self.model.policy
@@ -244,7 +255,11 @@ class BCTrainer(Trainer):
               + ", ".join(f"{t} {v:+.3f}" for t, v in scores.items())
               + f" (mean {mean:+.3f}) over {dagger.episodes} episodes per task"
               + (f"; {played.n} labelled transitions" if label else ""))
-        if label:
+        if label:  # new episodes held out in the same share; the old ones keep their side
+            held = (held_out_episodes(played.n_episodes, self.cfg.bc.validation_fraction,
+                                      self.cfg.experiment.seed + r + 1)
+                    if played.n_episodes > 1 else np.zeros(played.n_episodes, dtype=bool))
+            self.held_out = np.concatenate([self.held_out, held])
             self.demos = self.demos.concat(played)
             self.observations = self.demos.policy_observations(
                 demo_time_limit(self.cfg, self.venv))
