@@ -8,7 +8,7 @@ chosen backend with walker control and the kick macro (``env.kick``), in two sce
   the task's aim and pushes it; the kick is triggered (4th action = 1) as soon as the ball's
   centre is within reach ahead of the robot (robot frame, |lateral offset of the ball from the
   kicking foot| < ``--lateral``), at most once per episode;
-- ``stand``: the same striker, pushing slowly (0.4 m/s), stops (zero command) once the ball is
+- ``stand``: the same striker, pushing slowly (0.4 m/s, no waiting), stops (zero command) once the ball is
   within reach and stands for 0.5 s; then the kick is triggered.
 
 The reach differs per episode: episode i of a task uses the i-th of ``--episodes`` distances
@@ -83,7 +83,7 @@ def run_setting(spec: SoccerSpec, task: str, scenario: str, foot: int, args, see
     n = len(seeds)
     batch = SoccerBatch(spec.replace(tasks=task), n, info_keys=list(INFO_KEYS))
     ranges = batch.walker.config.command_ranges
-    overrides = {"speed": 0.4} if scenario == "stand" else {}
+    overrides = {"speed": 0.4, "wait": 0} if scenario == "stand" else {}
     lo, hi = (float(x) for x in args.reach.split("-"))
     reach_at = np.linspace(lo, hi, n) if n > 1 else np.array([lo])
     expert = make_expert("striker", [task] * n, ranges, **overrides)
@@ -198,7 +198,8 @@ def main() -> None:
     parser.add_argument("--clips-dir", default=str(DEFAULT_CLIPS))
     parser.add_argument("--walker", default=str(DEFAULT_WALKER), help="walker .pt (YAML next to it)")
     parser.add_argument("--tasks", default="goalie_penalty_kick,obstacle_penalty_kick,"
-                                           "kick_to_target,penalty_kick")
+                                           "kick_to_target",
+                        help="comma-separated (penalty_kick's 2 s episodes end before most kicks)")
     parser.add_argument("--scenarios", default="walk,stand")
     parser.add_argument("--episodes", type=int, default=5, help="seeds per task and scenario")
     parser.add_argument("--seed", type=int, default=0)

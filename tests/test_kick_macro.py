@@ -12,6 +12,7 @@ from conftest import one_line_error, write_config
 from soccerlab.config import config_from_dict
 from soccerlab.envs.soccer import SoccerSpec, WalkerSpec
 from soccerlab.envs.soccer.behaviour.kick import (
+    KickMacro,
     KickSpec,
     extract_kick,
     kick_targets,
@@ -106,6 +107,32 @@ def test_load_kick_counts_decisions_and_rejects_bad_input(files, tmp_path):
         KickSpec("x.npz", (0.3, 0.1))
     with pytest.raises(UserError, match="trigger"):
         KickSpec("x.npz", (0.1, 0.2), trigger=1.0)
+
+
+def test_macro_state_triggers_idle_envs_only_and_stops_on_reset(files):
+    kick = load_kick(KickSpec(str(files["clip"]), (0.1, 0.12), trigger=0.2, ramp_in=0.0,
+                              ramp_out=0.0), 0.002, 10)
+    assert kick.steps == 20 and kick.decisions == 2  # 11 frames padded to 2 decisions
+    macro = KickMacro(kick, DEFAULT_Q, 3)
+    q = np.zeros((3, 12))
+    actions = np.array([[0, 0, 0, 0.3], [0, 0, 0, 0.2], [0, 0, 0, 0.9]])
+    np.testing.assert_array_equal(macro.triggered(actions), [True, False, True])
+    macro.start(macro.triggered(actions), q)
+    assert not macro.triggered(actions).any()  # kicking envs don't start again
+    first, done = macro.targets()
+    np.testing.assert_allclose(first[0], kick.joints[0])
+    np.testing.assert_allclose(first[1], DEFAULT_Q)  # idle: default pose, unused
+    macro.reset(np.array([False, False, True]))  # env 2's episode ended mid-kick
+    for _ in range(18):
+        assert not macro.targets()[1].any()
+    last, done = macro.targets()
+    np.testing.assert_array_equal(done, [True, False, False])
+    np.testing.assert_allclose(last[0], DEFAULT_Q)  # padding
+    assert not macro.active.any()
+    both = KickMacro(kick, DEFAULT_Q, 1).joint_mask
+    leg = KickMacro(load_kick(KickSpec(str(files["clip"]), (0.1, 0.12), support="walker"),
+                              0.002, 10), DEFAULT_Q, 1).joint_mask
+    assert both.all() and leg.tolist() == [True] * 6 + [False] * 6  # left: its hip pitch swings forward fastest
 
 
 # ------------------------------------------------------------------- macro in the batch
@@ -205,7 +232,7 @@ def test_config_kick_section_builds_the_spec(files, tmp_path):
     cfg = config_from_dict(soccer_cfg(tmp_path, files, kick={"clip": str(files["clip"]),
                                                             "window": [0.1, 0.3]}))
     spec = SoccerSpec.from_config(cfg.env)
-    assert spec.kick == KickSpec(str(files["clip"]), (0.1, 0.3), 0.5, False, 0.1, 0.2)
+    assert spec.kick == KickSpec(str(files["clip"]), (0.1, 0.3), 0.5, False, 0.1, 0.2, "clip")
     assert SoccerSpec.from_config(config_from_dict(soccer_cfg(tmp_path, files)).env).kick is None
     with pytest.raises(UserError, match="env.kick needs env.control: walker"):
         config_from_dict(soccer_cfg(tmp_path, files, control="torque",

@@ -87,6 +87,9 @@ class KickSection(_Section):
     mirror: bool = Field(False, description="Kick with the other foot (legs swapped).")
     ramp_in: float = Field(0.1, ge=0, description="Seconds blending from the current joints into the clip.")
     ramp_out: float = Field(0.2, ge=0, description="Seconds blending from the clip's end to the default pose.")
+    support: Literal["clip", "walker"] = Field(
+        "clip", description="clip: the clip drives both legs; walker: the kicking leg only."
+    )
 
     @field_validator("window")
     @classmethod

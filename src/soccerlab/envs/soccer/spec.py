@@ -129,7 +129,8 @@ class SoccerSpec:
         kick = None
         if env.kick is not None:
             k = env.kick
-            kick = KickSpec(k.clip, k.window, k.trigger, k.mirror, k.ramp_in, k.ramp_out)
+            kick = KickSpec(k.clip, k.window, k.trigger, k.mirror, k.ramp_in, k.ramp_out,
+                            k.support)
         return cls(dict(env.tasks or {}), control=env.control, reward=env.reward,
                    observation=env.observation, walker=walker,
                    shaping=ShapingConfig(**env.shaping.model_dump()), backend=env.backend,
