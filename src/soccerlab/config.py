@@ -76,6 +76,29 @@ class WalkerSection(_Section):
     sha256: str | None = Field(None, description="Expected SHA-256 of the .pt file (required for hf:// without revision).")
 
 
+class KickSection(_Section):
+    """Walker control's kick macro: a 4th action above ``trigger`` plays a recorded kick."""
+
+    clip: str = Field(description="Mocap clip .npz (qpos (T, 19), frequency), e.g. kick_ball2.npz.")
+    window: tuple[float, float] | None = Field(
+        None, description="[start, end] seconds of the clip (default: measured for the shipped clips)."
+    )
+    trigger: float = Field(0.5, ge=-1, lt=1, description="The kick starts when action[3] exceeds this.")
+    mirror: bool = Field(False, description="Kick with the other foot (legs swapped).")
+    ramp_in: float = Field(0.1, ge=0, description="Seconds blending from the current joints into the clip.")
+    ramp_out: float = Field(0.2, ge=0, description="Seconds blending from the clip's end to the default pose.")
+    support: Literal["clip", "walker"] = Field(
+        "clip", description="clip: the clip drives both legs; walker: the kicking leg only."
+    )
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not 0 <= v[0] < v[1]:
+            raise ValueError("window must be [start, end] seconds with 0 <= start < end")
+        return v
+
+
 class ShapingSection(_Section):
     """The ``shaped`` and ``progress`` rewards: a distance potential plus the final score."""
 
@@ -110,6 +133,9 @@ class EnvConfig(_Section):
         "env", description="Soccer training reward."
     )
     walker: WalkerSection | None = Field(None, description="Required by control: walker.")
+    kick: KickSection | None = Field(
+        None, description="Walker control: a 4th action component triggers a recorded kick."
+    )
     shaping: ShapingSection = Field(default_factory=ShapingSection)
     assignment: Literal["auto", "fixed"] = Field(
         "auto", description="Kept for old configs: every env runs one task, envs shared by weight."
@@ -135,12 +161,14 @@ class EnvConfig(_Section):
             raise ValueError("env.id and env.tasks are exclusive: give one")
         if self.tasks is None:
             defaults = EnvConfig.model_fields
-            for key in ("control", "observation", "time_feature", "reward", "walker", "assignment",
-                        "backend"):
+            for key in ("control", "observation", "time_feature", "reward", "walker", "kick",
+                        "assignment", "backend"):
                 if getattr(self, key) != defaults[key].default:
                     raise ValueError(f"env.{key} applies to soccer tasks only (set env.tasks)")
         elif self.control == "walker" and self.walker is None:
             raise ValueError("env.control: walker needs env.walker.path")
+        elif self.kick is not None and self.control != "walker":
+            raise ValueError("env.kick needs env.control: walker")
         return self
 
     @property

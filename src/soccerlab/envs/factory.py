@@ -133,7 +133,12 @@ def check_env_config(env: EnvConfig, n_envs: int | None = None) -> None:
     if spec.walker is not None:
         from soccerlab.envs.soccer import load_walker
 
-        load_walker(spec.walker, 1)  # a missing or broken walker fails here
+        walker = load_walker(spec.walker, 1)  # a missing or broken walker fails here
+        if spec.kick is not None:
+            from soccerlab.envs.soccer.behaviour.kick import load_kick
+
+            # a missing clip or a window outside it fails here
+            load_kick(spec.kick, walker.config.dt, walker.config.decimation)
 
 
 def make_vec_env(env: EnvConfig, n_envs: int, seed: int | None, vec_env: str | None = None) -> VecEnv:

@@ -81,6 +81,9 @@ def export_run(target: str | Path, out: str | Path | None = None, fmt: str = "to
     if cfg.env.control == "walker" and fmt == "onnx":
         raise UserError("walker control exports as torchscript only: its model keeps per-env "
                         "state between calls (gait phase, walker actions), which ONNX cannot")
+    if cfg.env.kick is not None:
+        raise UserError("export does not support env.kick yet: the exported walker controller "
+                        "has no kick macro (train and evaluate kicks inside soccerlab)")
     folder = Path(out) if out else run / f"submission-{fmt}"
     if folder.exists() and not force:
         raise UserError(f"{folder} already exists; pass --force to replace it")

@@ -27,6 +27,7 @@ import numpy as np
 
 from soccerlab.envs.soccer.batch import SoccerBatch
 from soccerlab.envs.soccer.spec import SoccerSpec
+from soccerlab.errors import UserError
 from soccerlab.imitation.demos import OBS_SIZE, Demos
 from soccerlab.imitation.experts import Expert
 
@@ -162,6 +163,9 @@ def record_demos(spec: SoccerSpec, tasks: Sequence[str], make_policy: Callable[[
                  episodes: int, seed: int, source: str, n_envs: int = 8) -> Demos:
     """Record ``episodes`` episodes of each task in ``tasks`` (``spec`` with its task
     replaced); ``make_policy(task, n)`` builds the policy for n envs of ``task``."""
+    if spec.kick is not None:
+        raise UserError("demos record does not support env.kick yet: the demos format holds "
+                        "3 walker commands per step")
     cols: dict[str, list[np.ndarray]] = {k: [] for k in _empty_rows()}
     task_index, episode_ids = [], []
     ep: dict[str, list[Any]] = {k: [] for k in ("task", "score", "success", "fallen", "length")}

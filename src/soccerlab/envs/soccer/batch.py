@@ -18,6 +18,13 @@ reset at the end of the agent step, exactly once.
 With ``spec.time_feature`` every observation carries a 90th value, ``time_fraction``: the env
 steps its episode has run so far over the time limit (0 at a reset). The exported models count
 steps per row and compute the same number (``export/modules.py``).
+
+Kick macro (``spec.kick``, walker control): the action gets a 4th component; where it exceeds
+the trigger in an env that is not kicking, that env's kick starts at this agent step from its
+current joints and plays for ``K`` agent steps (``behaviour.kick``), this one included: its
+actions are ignored, the kick's joint targets are PD-tracked with the walker's gains and
+torque limits. After the K-th, the walker's state is reset and it takes back control at the
+next agent step. The observation is unchanged; ``kicking`` says which envs are kicking.
 """
 
 from __future__ import annotations
@@ -31,12 +38,18 @@ import gymnasium as gym
 import numpy as np
 
 from soccerlab.envs.soccer.backends.base import BOOL_TERMS, INFO_KEYS, TaskPhysics, make_physics
+from soccerlab.envs.soccer.behaviour.kick import KickMacro, load_kick
 from soccerlab.envs.soccer.behaviour.rewards import RewardTracker
 from soccerlab.envs.soccer.behaviour.robot import NUM_JOINTS
 from soccerlab.envs.soccer.behaviour.scoring import episode_score
 from soccerlab.envs.soccer.behaviour.submission import Preprocessor, action_function
 from soccerlab.envs.soccer.behaviour.tasks import SoccerTask, get_task
-from soccerlab.envs.soccer.behaviour.walker import JoystickWalker, batch_invariant, scale_command
+from soccerlab.envs.soccer.behaviour.walker import (
+    JoystickWalker,
+    batch_invariant,
+    pd_torques,
+    scale_command,
+)
 from soccerlab.envs.soccer.behaviour.walker_load import load_walker
 from soccerlab.envs.soccer.spec import SoccerSpec
 from soccerlab.errors import UserError
@@ -202,6 +215,10 @@ class SoccerBatch:
                               "in; running one forward pass per env to keep each env's actions "
                               "independent of the others (slower)", stacklevel=2)
                 walker.per_row = True
+        self.kick: KickMacro | None = None
+        if spec.kick is not None:
+            wc = self.walker.config
+            self.kick = KickMacro(load_kick(spec.kick, wc.dt, wc.decimation), wc.default_q, n)
         if spec.backend == "sai":
             backend_options.setdefault("camera", spec.camera)
         self.groups: list[Group] = []
@@ -221,7 +238,7 @@ class SoccerBatch:
             self.close()
             raise
         self.max_episode_steps = self.groups[0].sim.max_episode_steps
-        dim = 3 if spec.control == "walker" else NUM_JOINTS
+        dim = NUM_JOINTS if spec.control != "walker" else 3 if self.kick is None else 4
         self.action_space = gym.spaces.Box(-1.0, 1.0, (dim,), np.float32)
         self.time_feature = spec.time_feature
         if self.time_feature and not all(g.sim.max_episode_steps for g in self.groups):
@@ -283,6 +300,8 @@ class SoccerBatch:
         g.rewards.reset(info, mask)
         if self.walker is not None:
             self.walker.reset(np.isin(np.arange(self.n), g.index[rows]))
+        if self.kick is not None:
+            self.kick.reset(np.isin(np.arange(self.n), g.index[rows]))
         self.lengths[g.index[rows]] = 0
         first = self._observe(g, raw[rows], {k: info[k][rows] for k in PREPROCESSOR_KEYS},
                               g.index[rows])
@@ -316,17 +335,47 @@ class SoccerBatch:
         if self.walker is None:
             self._physics_step(action_function(actions), total, active, snaps, last=True)
         else:
-            command = scale_command(actions, self.walker.config.command_ranges)
-            inner = self.walker.config.decimation
-            for k in range(inner):
-                torques = self.walker.step(*self._walker_inputs(), command)
-                if k == 0:
-                    self.decision_actions = self.walker.actions.astype(np.float32)
-                torques[~active] = 0.0  # ended slots: stepped, discarded, reset below
-                self._physics_step(torques, total, active, snaps, last=k == inner - 1)
-                if not active.any():
-                    break
+            self._walker_step(actions, total, active, snaps)
         return self._finish(total, snaps)
+
+    @property
+    def kicking(self) -> np.ndarray:
+        """(N,) bool: envs whose kick macro is playing (its next agent step ignores actions)."""
+        return np.zeros(self.n, dtype=bool) if self.kick is None else self.kick.active.copy()
+
+    def _walker_step(self, actions: np.ndarray, total: np.ndarray, active: np.ndarray,
+                     snaps: list[dict[int, dict[str, Any]]]) -> None:
+        """``decimation`` physics steps of walker control (kick macros where they play)."""
+        walker, cfg = self.walker, self.walker.config
+        commands = actions[:, :3]
+        kicking = np.zeros(self.n, dtype=bool)
+        finished = np.zeros(self.n, dtype=bool)
+        if self.kick is not None:
+            self.kick.start(self.kick.triggered(actions), np.asarray(self._walker_inputs()[0]))
+            kicking = self.kick.active.copy()
+            commands = np.where(kicking[:, None], 0.0, commands)
+        command = scale_command(commands, cfg.command_ranges)
+        for k in range(cfg.decimation):
+            q, dq, quat, gyro = self._walker_inputs()
+            torques = walker.step(q, dq, quat, gyro, command)
+            decision = walker.actions
+            if kicking.any():
+                targets, done = self.kick.targets()
+                finished |= done
+                kick = pd_torques(targets, np.asarray(q, dtype=np.float64),
+                                  np.asarray(dq, dtype=np.float64), cfg)
+                legs = self.kick.joint_mask  # the joints the kick drives
+                torques[np.ix_(kicking, legs)] = kick[np.ix_(kicking, legs)]
+                decision = np.where(kicking[:, None],
+                                    (targets - cfg.default_q) / cfg.action_scale, decision)
+            if k == 0:
+                self.decision_actions = decision.astype(np.float32)
+            torques[~active] = 0.0  # ended slots: stepped, discarded, reset below
+            self._physics_step(torques, total, active, snaps, last=k == cfg.decimation - 1)
+            if not active.any():
+                break
+        if finished.any():
+            walker.reset(finished)  # the walker takes over from a fresh state
 
     def _walker_inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         if len(self.groups) == 1:

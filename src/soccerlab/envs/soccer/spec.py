@@ -22,6 +22,7 @@ import numpy as np
 
 from soccerlab.envs.soccer.backends.base import BACKENDS
 from soccerlab.envs.soccer.backends.render import CameraSpec
+from soccerlab.envs.soccer.behaviour.kick import KickSpec
 from soccerlab.envs.soccer.behaviour.rewards import REWARD_MODES, ShapingConfig
 from soccerlab.envs.soccer.behaviour.submission import Preprocessor
 from soccerlab.envs.soccer.behaviour.tasks import TASKS, get_task
@@ -74,13 +75,15 @@ class SoccerSpec:
 
     Attributes:
         tasks: task -> weight (normalised to sum 1, zero weights dropped, registry order).
-        control: ``"torque"`` (12-dim action in [-1, 1]) or ``"walker"`` (3-dim command).
+        control: ``"torque"`` (12-dim action in [-1, 1]) or ``"walker"`` (3-dim command; 4-dim
+            with ``kick``).
         reward: ``"env"``, ``"competition"``, ``"shaped"`` or ``"progress"`` (``rewards.py``).
         observation: Frame of the unified observation's relative vectors: ``"world"`` or
             ``"heading"`` (see ``Preprocessor``).
         time_feature: Append the elapsed fraction of the episode (env steps so far / the time
             limit) to the 89 values: the observation has 90. Time is otherwise unobserved.
         walker: Where the walker lives (required for walker control).
+        kick: Walker control only: the kick macro a 4th action triggers (``behaviour.kick``).
         shaping: Parameters of the ``shaped``/``progress`` rewards.
         backend: ``"sai"`` (sai-mujoco envs; renders) or ``"fast"`` (one vectorised simulator).
         max_episode_steps: TimeLimit in env steps (default: the registered one).
@@ -99,6 +102,7 @@ class SoccerSpec:
     max_episode_steps: int | None = None
     env_kwargs: Mapping[str, Any] = field(default_factory=dict)
     camera: CameraSpec | None = None
+    kick: KickSpec | None = None
 
     def __post_init__(self) -> None:
         tasks = {self.tasks: 1.0} if isinstance(self.tasks, str) else self.tasks
@@ -109,6 +113,8 @@ class SoccerSpec:
         _choice("soccer backend", self.backend, BACKENDS)
         if self.control == "walker" and self.walker is None:
             raise UserError("walker control needs a walker (path or hf:// reference)")
+        if self.kick is not None and self.control != "walker":
+            raise UserError("a kick macro needs walker control (env.control: walker)")
         if self.backend == "fast" and self.env_kwargs:
             raise UserError(f"env.backend: fast replicates the registered sai-mujoco envs only; "
                             f"env.kwargs {sorted(self.env_kwargs)} need env.backend: sai")
@@ -123,10 +129,16 @@ class SoccerSpec:
             w = env.walker
             walker = WalkerSpec(w.path, w.config, dict(w.command_ranges or {}) or None,
                                 w.revision, w.sha256)
+        kick = None
+        if env.kick is not None:
+            k = env.kick
+            kick = KickSpec(k.clip, k.window, k.trigger, k.mirror, k.ramp_in, k.ramp_out,
+                            k.support)
         return cls(dict(env.tasks or {}), control=env.control, reward=env.reward,
                    observation=env.observation, time_feature=env.time_feature, walker=walker,
                    shaping=ShapingConfig(**env.shaping.model_dump()), backend=env.backend,
-                   max_episode_steps=env.max_episode_steps, env_kwargs=dict(env.kwargs))
+                   max_episode_steps=env.max_episode_steps, env_kwargs=dict(env.kwargs),
+                   kick=kick)
 
     def replace(self, **changes: Any) -> SoccerSpec:
         """A copy with some fields changed (``tasks="kick_to_target"`` for one task)."""
