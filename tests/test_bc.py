@@ -216,3 +216,24 @@ def test_bad_bc_and_demo_configs_are_one_line_errors(tmp_path, cli, walker, demo
     res = cli("bc", write_config(tmp_path / "nobc.yaml", no_bc))
     assert res.code == 2 and "no bc: section" in res.err
     assert not out.exists()
+
+
+def test_a_decaying_bc_term_keeps_ppo_near_the_demos(tmp_path, cli, walker, demo_files):
+    from soccerlab.imitation.bc_term import BCTerm
+    from soccerlab.loading import load_policy
+
+    demos = load_demos(demo_files[0])
+    errors = {}
+    for name, algo in (("plain", {}), ("term", {"bc_term": {
+            "demos": str(demo_files[0]), "learning_rate": 3e-3, "until": 1000, "steps": 50}})):
+        cfg = config(tmp_path / name, walker, demo_files[0], algo=algo)
+        res = cli("train", write_config(tmp_path / f"{name}.yaml", cfg))
+        assert res.code == 0, res.err
+        assert ("bc term: " in res.out) == (name == "term")
+        loaded = load_policy(Path(res.last_line) / "model.zip")
+        obs = loaded.vecnorm.normalize_obs(demos.observations)
+        errors[name] = np.mean((loaded.model.predict(obs, deterministic=True)[0]
+                                - demos.commands) ** 2)
+    assert errors["term"] < 0.25 * errors["plain"], errors
+    term = BCTerm(demos.observations, demos.commands, 1e-3, 1000, 8, None, 0)
+    assert term.rate(0) == 1e-3 and term.rate(500) == 5e-4 and term.rate(1000) == 0.0

@@ -87,7 +87,7 @@ def build_model(cfg: Config, env: VecEnv, device: str) -> BaseAlgorithm:
         if not spec.off_policy:
             raise UserError(f"algo.demos fills a replay buffer, which {spec.name} has not: "
                             "warm-start on-policy algorithms from a BC run instead "
-                            "(soccerlab bc, then algo.init.path)")
+                            "(soccerlab bc, then algo.init.path), and add algo.bc_term")
         from soccerlab.imitation.replay import buffer_params
 
         params.update(buffer_params(cfg))

@@ -210,6 +210,17 @@ class DemosConfig(_Section):
     min_score: float | None = Field(None, description="Load only demo episodes scoring above this.")
 
 
+class BCTermConfig(_Section):
+    """Behaviour cloning beside RL, decaying (``imitation.bc_term``); any algorithm."""
+
+    demos: str = Field(description="A demos .npz (soccerlab demos record, or a BC run's dagger.npz).")
+    learning_rate: float = Field(1e-4, gt=0, description="The BC steps' Adam learning rate at step 0.")
+    until: int = Field(100_000, ge=1, description="Env steps at which the rate reaches 0.")
+    batch_size: int = Field(256, ge=1)
+    steps: int | None = Field(None, ge=1, description="BC steps per policy update (default: the algorithm's own).")
+    min_score: float | None = Field(None, description="Use only demo episodes scoring above this.")
+
+
 class PolicyKwargs(_Section):
     """SB3 policy_kwargs, with activations and feature extractors given by name.
 
@@ -235,6 +246,7 @@ class AlgoConfig(_Section):
     )
     init: InitConfig | None = None
     demos: DemosConfig | None = None
+    bc_term: BCTermConfig | None = None
 
     @field_validator("name")
     @classmethod

@@ -10,7 +10,8 @@ config has one, starts from the demonstrations' statistics.
 With ``bc.dagger`` (walker control) DAgger follows: the clone plays episodes on the fast
 backend, a scripted expert labels every state it visits (``record.LabelledPolicy``), the rows
 join the dataset and the clone is fitted again from its weights; after the last round it plays
-once more, and the weights whose episodes scored best (mean over the tasks) are kept. A clone
+once more, and the weights whose episodes scored best (mean over the tasks) are kept; the
+aggregated dataset is saved as ``dagger.npz`` in the run (``algo.bc_term`` can use it). A clone
 that is slightly off drifts into states the expert never visited, where plain cloning has
 nothing to teach it.
 
@@ -72,6 +73,10 @@ def check_demos(cfg: Config, demos: Demos, command_ranges: np.ndarray | None = N
 def walker_ranges(venv) -> np.ndarray | None:
     """The command ranges of a soccer VecEnv's walker (None under torque control)."""
     return venv.get_attr("command_ranges", [0])[0]
+
+
+#: The dataset a DAgger run ends with (demos + every labelled round), in its run directory.
+DAGGER_FILE = "dagger.npz"
 
 
 def check_dagger(cfg: Config) -> None:
@@ -165,6 +170,8 @@ class BCTrainer(Trainer):
             print(f"DAgger: keeping the weights after round {best[1]} (they scored "
                   f"{best[0]:+.3f} on average over the tasks)")
             fit["kept_round"] = best[1]
+            self.demos.save(self.run_dir.path / DAGGER_FILE)
+            print(f"DAgger: demos and labelled rows in {self.run_dir.path / DAGGER_FILE}")
         seconds = time.perf_counter() - start
         summary = {"demos": str(bc.demos), "transitions": int(self.demos.n),
                    "episodes": int(self.demos.n_episodes), **fit,

@@ -182,6 +182,12 @@ class Trainer:
                     print(carried)
         else:
             self._load_checkpoint(device)
+        self.bc_term = None
+        if cfg.algo.bc_term is not None:
+            from soccerlab.imitation.bc_term import bc_term_callback
+
+            self.bc_term, line = bc_term_callback(cfg, self.venv)
+            print(line)
         if cfg.train.validation is not None:
             check_supported(self.spec.name, self.venv.observation_space)
             self.validation = ValidationCallback(cfg.train.validation, self.spec.name, seed)
@@ -303,6 +309,8 @@ class Trainer:
             cbs.append(AtStep(init.unfreeze_at, self._unfreeze))
         if self.validation is not None:
             cbs.append(self.validation)
+        if self.bc_term is not None:
+            cbs.append(self.bc_term)
         if cfg.env.is_soccer:
             cbs.append(TrainingScores())
         cbs.append(Periodic(cfg.eval.every, self.evaluate))
