@@ -148,3 +148,28 @@ def test_bc_with_dagger_and_the_time_feature(tmp_path, cli, walker):
     res = cli("bc", write_config(tmp_path / "bad.yaml", bad))
     assert res.code == 2 and "unknown expert 'nobody'" in res.err
     assert len(res.err.strip().splitlines()) == 1
+
+
+def test_the_torque_export_counts_steps_per_row_for_the_time_feature():
+    import torch
+
+    from soccerlab.export.modules import DeterministicActor, TorqueController
+
+    class LastColumn(torch.nn.Module):  # the "policy" answers the time feature it is given
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x[:, 89:90].expand(-1, 12)
+
+    actor = DeterministicActor(torch.jit.trace(LastColumn(), torch.zeros(16, 90)),
+                               torch.zeros(90), torch.ones(90), 1e-8, 10.0, False,
+                               -torch.ones(12), torch.ones(12), False)
+    module = torch.jit.script(TorqueController(actor, time_limit=100))
+    obs = torch.ones(2, 89)
+    obs[:, 12:24] = 0.0  # both rows start an episode (robot at rest)
+    seen = [module(obs)[:, 0].tolist()]
+    obs[:, 12:24] = 0.5
+    for k in range(1, 4):
+        if k == 3:
+            obs[1, 12:24] = 0.0  # row 1 starts a new episode
+        seen.append(module(obs)[:, 0].tolist())
+    want = (np.array([[0, 0], [1, 1], [2, 2], [3, 0]]) / 100).astype(np.float32)  # as the env
+    np.testing.assert_array_equal(np.float32(seen), want)
