@@ -109,6 +109,12 @@ def test_a_labelled_policy_records_the_experts_actions_for_the_states_it_plays(w
     # the robot stood (its states differ from the expert's), and the labels still walk
     assert not np.array_equal(labelled["observations"][-1], expert["observations"][-1])
     assert np.abs(np.array(labelled["commands"])).max() > 0.1
+    # DAgger's mixture at beta = 1: every decision is the expert's, the expert's own episode
+    mixed = record_task(task, lambda n: LabelledPolicy(
+        Stand(), make_expert("striker", ["goalie_penalty_kick"] * n, ranges), beta=1.0),
+        episodes=1, seed=0)[0].rows
+    np.testing.assert_array_equal(np.array(mixed["observations"]),
+                                  np.array(expert["observations"]))
 
 
 def test_bc_with_dagger_and_the_time_feature(tmp_path, cli, walker):
@@ -127,7 +133,7 @@ def test_bc_with_dagger_and_the_time_feature(tmp_path, cli, walker):
         "train": {"total_timesteps": 32, "progress_bar": False},
         "eval": {"every": None, "episodes": 1, "seeds": [0]},
         "bc": {"demos": str(demos_file), "epochs": 20, "batch_size": 16, "patience": 5,
-               "dagger": {"expert": "striker", "rounds": 2, "episodes": 2}},
+               "dagger": {"expert": "striker", "rounds": 2, "episodes": 2, "beta": 0.5}},
     }
     res = cli("bc", write_config(tmp_path / "bc.yaml", cfg))
     assert res.code == 0, res.err

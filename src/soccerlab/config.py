@@ -315,6 +315,9 @@ class DaggerConfig(_Section):
                         "expert names, e.g. striker).")
     rounds: int = Field(3, ge=1, description="Play, label, retrain: this many times.")
     episodes: int = Field(10, ge=1, description="Episodes per task the clone plays each round.")
+    beta: float = Field(0.0, ge=0, le=1, description="Round r plays the expert's own action at "
+                        "a decision with probability beta / 2^r (DAgger's mixture; 0: the clone "
+                        "alone).")
     seed: int = Field(1000, description="Round r (from 0) plays episode i of a task with seed "
                       "seed + r * episodes + i (demos record from 0).")
 

@@ -231,26 +231,12 @@ class BCTrainer(Trainer):
                 "best_val_loss": best[0]}
 
     def _dagger_round(self, r: int, label: bool = True) -> dict:
-        """The clone plays ``dagger.episodes`` episodes per task (seeds of round ``r``), the
-        expert labels every state; with ``label`` the labelled rows join the dataset. Returns
-        the clone's mean score per task in those episodes and over the tasks."""
-        from soccerlab.envs.factory import soccer_spec
-        from soccerlab.imitation.experts import make_expert
-        from soccerlab.imitation.record import LabelledPolicy, ModelPolicy, record_demos
-
+        """The clone plays ``dagger.episodes`` episodes per task (seeds of round ``r``) and the
+        expert labels every state; with ``label`` the labelled rows join the dataset (played
+        again by the mixture of the clone and the expert where ``dagger.beta`` > 0). Returns
+        the clone's own mean score per task and over the tasks in those episodes."""
         dagger = self.cfg.bc.dagger
-        ranges = walker_ranges(self.venv)
-        spec = soccer_spec(self.cfg.env).replace(backend="fast")
-        tasks = list(spec.tasks)
-        learner = ModelPolicy(self.model, self.vecnorm)
-
-        def make_policy(task: str, n: int) -> LabelledPolicy:
-            return LabelledPolicy(learner, make_expert(dagger.expert, [task] * n, ranges))
-
-        self.model.policy.set_training_mode(False)
-        played = record_demos(spec, tasks, make_policy, dagger.episodes,
-                              dagger.seed + r * dagger.episodes,
-                              source=f"dagger:{dagger.expert}")
+        played = self._play(r, beta=0.0)
         scores = {t: float(np.mean(played.episode_score[played.episode_task == k]))
                   for k, t in enumerate(played.tasks)}
         log = self.model.logger
@@ -258,10 +244,14 @@ class BCTrainer(Trainer):
             log.record(f"dagger/score_{t}", v)
         log.dump(r)
         mean = float(np.mean(list(scores.values())))
+        beta = dagger.beta * 0.5 ** r
+        if label and beta > 0.0:
+            played = self._play(r, beta)
         print(f"DAgger round {r}: the clone scored "
               + ", ".join(f"{t} {v:+.3f}" for t, v in scores.items())
               + f" (mean {mean:+.3f}) over {dagger.episodes} episodes per task"
-              + (f"; {played.n} labelled transitions" if label else ""))
+              + (f"; {played.n} labelled transitions" if label else "")
+              + (f" (expert's share of the decisions: {beta:.3f})" if label and beta else ""))
         if label:  # new episodes held out in the same share; the old ones keep their side
             held = (held_out_episodes(played.n_episodes, self.cfg.bc.validation_fraction,
                                       self.cfg.experiment.seed + r + 1)
@@ -273,6 +263,28 @@ class BCTrainer(Trainer):
             self.targets = self.demos.policy_actions(self.cfg.env.control)
         return {"transitions": int(played.n) if label else 0, "scores": scores,
                 "mean_score": mean}
+
+    def _play(self, r: int, beta: float) -> Demos:
+        """Round ``r``'s episodes, played by the clone (the expert's action at a decision with
+        probability ``beta``), labelled by the expert."""
+        from soccerlab.envs.factory import soccer_spec
+        from soccerlab.imitation.experts import make_expert
+        from soccerlab.imitation.record import LabelledPolicy, ModelPolicy, record_demos
+
+        dagger = self.cfg.bc.dagger
+        ranges = walker_ranges(self.venv)
+        spec = soccer_spec(self.cfg.env).replace(backend="fast")
+        tasks = list(spec.tasks)
+        learner = ModelPolicy(self.model, self.vecnorm)
+
+        def make_policy(task: str, n: int) -> LabelledPolicy:
+            seed = self.cfg.experiment.seed + 1000 * r + tasks.index(task)
+            return LabelledPolicy(learner, make_expert(dagger.expert, [task] * n, ranges),
+                                  beta, seed)
+
+        self.model.policy.set_training_mode(False)
+        return record_demos(spec, tasks, make_policy, dagger.episodes,
+                            dagger.seed + r * dagger.episodes, source=f"dagger:{dagger.expert}")
 
     # ---------------------------------------------------------------------------------
     def _fit_normalizer(self) -> None:

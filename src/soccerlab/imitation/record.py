@@ -65,11 +65,15 @@ class ModelPolicy:
 
 
 class LabelledPolicy:
-    """Plays ``player``; records what ``expert`` (a scripted expert) would have done."""
+    """Plays ``player``; records what ``expert`` (a scripted expert) would have done. With
+    ``beta`` > 0 each decision is the expert's own with that probability (DAgger's mixture;
+    ``seed`` seeds the draws)."""
 
-    def __init__(self, player: Any, expert: Expert) -> None:
+    def __init__(self, player: Any, expert: Expert, beta: float = 0.0, seed: int = 0) -> None:
         self.player = player
         self.expert = expert
+        self.beta = beta
+        self.rng = np.random.default_rng(seed)
         self.labels: np.ndarray | None = None
 
     def reset(self, mask: np.ndarray) -> None:
@@ -78,7 +82,11 @@ class LabelledPolicy:
 
     def act(self, obs: np.ndarray, infos: list[dict[str, Any]]) -> np.ndarray:
         self.labels = self.expert.act(infos)
-        return self.player.act(obs, infos)
+        played = self.player.act(obs, infos)
+        if self.beta > 0.0:
+            mine = self.rng.random(len(played)) < self.beta
+            played = np.where(mine[:, None], self.labels, played).astype(np.float32)
+        return played
 
 
 @dataclass
