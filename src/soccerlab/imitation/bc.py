@@ -130,7 +130,6 @@ def split_rows(demos: Demos, held: np.ndarray) -> Split:
     return Split(np.flatnonzero(~val), np.flatnonzero(val))
 
 
-
 class BCTrainer(Trainer):
     """A ``Trainer`` whose learning phase is behaviour cloning (see the module docstring)."""
 
