@@ -9,7 +9,9 @@ policy's last layer, scored by the deterministic competition score itself, impro
 
 with ``noise`` and ``step`` relative to the layer's weight scale. Every candidate plays the
 config's tasks on ``--seeds`` (fast backend, deterministic); the best candidate seen is kept
-and then evaluated on ``--report-seeds`` and on ``--held-out-seeds``. Prints JSON.
+and then evaluated on ``--report-seeds`` and on ``--held-out-seeds``. Prints JSON. ``--out DIR``
+writes a copy of the run (without checkpoints and TensorBoard files) whose model is the best
+candidate, plus ``search.json``: ``soccerlab eval``, ``play`` and ``export`` take it as a run.
 
     PYTHONPATH=src MUJOCO_GL=osmesa python benchmarks/policy_search.py RUN \
         --walker ../shared/data/walker/booster_gym_T1.pt --iterations 20 --out /tmp/search
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -46,9 +49,13 @@ def main() -> None:
     p.add_argument("--noise", type=float, default=0.02, help="relative to the weights' std")
     p.add_argument("--step", type=float, default=0.01, help="relative to the weights' std")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="save the best candidate's model.zip here")
+    p.add_argument("--out", help="write a copy of the run with the best candidate's weights here")
     args = p.parse_args()
     torch.set_num_threads(1)
+    if args.out and Path(args.out).exists():
+        raise SystemExit(f"--out {args.out} exists: choose a new folder")
+    if args.out and not Path(args.run).is_dir():
+        raise SystemExit("--out copies the run: give RUN as a run directory")
 
     loaded = load_policy(args.run)
     data = loaded.cfg.to_dict()
@@ -102,9 +109,14 @@ def main() -> None:
         result[f"start_{name}"] = score(theta0, on)
         result[f"best_{name}"] = score(best[1], on)
     if args.out:
+        out = Path(args.out)
+        shutil.copytree(args.run, out,
+                        ignore=shutil.ignore_patterns("checkpoints", "tb", "submission-*"))
         set_params(best[1])
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        model.save(str(Path(args.out) / "model.zip"))
+        for folder in (out, out / "best"):
+            if folder.is_dir():
+                model.save(str(folder / "model.zip"))
+        (out / "search.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result))
 
 
