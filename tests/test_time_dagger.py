@@ -57,11 +57,16 @@ def test_the_time_feature_is_the_elapsed_fraction_of_the_episode(walker):
         timed.close()
 
 
-def test_demos_record_steps_and_the_policy_sees_them_as_time(tmp_path, cli, walker):
-    out = tmp_path / "striker.npz"
-    res = cli("demos", "record", "striker", "--walker", walker, "--episodes", 2, "--tasks",
-              ",".join(TASKS), "--max-steps", LIMIT, "--out", out)
+def record_striker(cli, walker: Path, episodes: int, out: Path) -> Path:
+    """``soccerlab demos record striker`` on both tasks, episodes of ``LIMIT`` env steps."""
+    res = cli("demos", "record", "striker", "--walker", walker, "--episodes", episodes,
+              "--tasks", ",".join(TASKS), "--max-steps", LIMIT, "--out", out)
     assert res.code == 0, res.err
+    return out
+
+
+def test_demos_record_steps_and_the_policy_sees_them_as_time(tmp_path, cli, walker):
+    out = record_striker(cli, walker, 2, tmp_path / "striker.npz")
     demos = load_demos(out)
     assert demos.observations.shape[1] == 89
     for e in range(demos.n_episodes):
@@ -118,10 +123,7 @@ def test_a_labelled_policy_records_the_experts_actions_for_the_states_it_plays(w
 
 
 def test_bc_with_dagger_and_the_time_feature(tmp_path, cli, walker):
-    demos_file = tmp_path / "striker.npz"
-    res = cli("demos", "record", "striker", "--walker", walker, "--episodes", 3, "--tasks",
-              ",".join(TASKS), "--max-steps", LIMIT, "--out", demos_file)
-    assert res.code == 0, res.err
+    demos_file = record_striker(cli, walker, 3, tmp_path / "striker.npz")
     demos = load_demos(demos_file)
     cfg = {
         "experiment": {"name": "dg", "seed": 0, "output_dir": str(tmp_path / "runs")},

@@ -62,21 +62,11 @@ class Clip:
 
 def load_clip(path: str | Path) -> Clip:
     """Read a mocap clip's qpos, qvel and frequency (never unpickles)."""
+    from soccerlab.envs.soccer.behaviour.kick import read_clip_arrays
+
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"mocap clip not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in ("qpos", "qvel", "frequency") if k not in data.files]
-            if missing:
-                raise UserError(f"{path} is not a mocap clip: missing {missing}")
-            qpos = np.asarray(data["qpos"], dtype=np.float64)
-            qvel = np.asarray(data["qvel"], dtype=np.float64)
-            freq = float(data["frequency"])
-    except UserError:
-        raise
-    except (ValueError, OSError) as exc:
-        raise UserError(f"cannot read mocap clip {path}: {str(exc).splitlines()[0]}") from None
+    arrays = read_clip_arrays(path, ("qpos", "qvel", "frequency"), "mocap clip")
+    qpos, qvel, freq = arrays["qpos"], arrays["qvel"], float(arrays["frequency"])
     if qpos.ndim != 2 or qpos.shape[1] != 19 or qvel.shape != (len(qpos), 18):
         raise UserError(f"{path}: expected qpos (T, 19) and qvel (T, 18), got {qpos.shape} "
                         f"and {qvel.shape}")

@@ -102,22 +102,28 @@ class KickSpec:
                 raise UserError(f"kick {name} must be a number of seconds >= 0, got {value}")
 
 
-def read_clip_joints(path: str | Path) -> tuple[np.ndarray, float]:
-    """A mocap clip's joint positions (T, 12) and frequency (never unpickles)."""
+def read_clip_arrays(path: str | Path, keys: tuple[str, ...], what: str) -> dict[str, np.ndarray]:
+    """``keys`` of a mocap clip ``.npz`` as float64 arrays (never unpickles; the clips also hold
+    object arrays, which are not read); ``what`` names the file in the one-line errors."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise UserError(f"kick clip not found: {path}")
+        raise UserError(f"{what} not found: {path}")
     try:
         with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in ("qpos", "frequency") if k not in data.files]
+            missing = [k for k in keys if k not in data.files]
             if missing:
-                raise UserError(f"kick clip {path} is not a mocap clip: missing {missing}")
-            qpos = np.asarray(data["qpos"], dtype=np.float64)
-            freq = float(data["frequency"])
+                raise UserError(f"{path} is not a mocap clip: missing {missing}")
+            return {k: np.asarray(data[k], dtype=np.float64) for k in keys}
     except UserError:
         raise
     except (ValueError, OSError) as exc:
-        raise UserError(f"cannot read kick clip {path}: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"cannot read {what} {path}: {str(exc).splitlines()[0]}") from None
+
+
+def read_clip_joints(path: str | Path) -> tuple[np.ndarray, float]:
+    """A mocap clip's joint positions (T, 12) and frequency (never unpickles)."""
+    arrays = read_clip_arrays(path, ("qpos", "frequency"), "kick clip")
+    qpos, freq = arrays["qpos"], float(arrays["frequency"])
     if qpos.ndim != 2 or qpos.shape[1] != 7 + NUM_JOINTS or len(qpos) < 2:
         raise UserError(f"kick clip {path}: expected qpos (T, 19) with T >= 2, got {qpos.shape}")
     if not (np.isfinite(freq) and freq > 0) or not np.all(np.isfinite(qpos[:, 7:])):
