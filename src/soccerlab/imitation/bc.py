@@ -153,7 +153,7 @@ class BCTrainer(Trainer):
         start = time.perf_counter()
         self._fit_normalizer()
         self.epoch = 0
-        fit = self._fit(self.demos, self.observations, self.targets, "demos")
+        fit = self._fit("demos")
         rounds = []
         if bc.dagger is not None:
             best = None  # (mean score, round, weights): rollouts judge the weights they play
@@ -163,8 +163,7 @@ class BCTrainer(Trainer):
                 if best is None or played["mean_score"] > best[0]:
                     best = (played["mean_score"], r, copy.deepcopy(self.model.policy.state_dict()))
                 if r < bc.dagger.rounds:
-                    fit = self._fit(self.demos, self.observations, self.targets,
-                                    f"DAgger round {r + 1}")
+                    fit = self._fit(f"DAgger round {r + 1}")
             self.model.policy.load_state_dict(best[2])
             print(f"DAgger: keeping the weights after round {best[1]} (they scored "
                   f"{best[0]:+.3f} on average over the tasks)")
@@ -182,15 +181,14 @@ class BCTrainer(Trainer):
               f"({seconds:.1f} s)")
         return self._finish()
 
-    def _fit(self, demos: Demos, observations: np.ndarray, targets: np.ndarray,
-             what: str) -> dict[str, float | int]:
-        """Fit the policy to ``targets`` from its current weights, early-stopped on held-out
-        episodes; keeps the best epoch's weights. Epochs count on across calls (TensorBoard)."""
+    def _fit(self, what: str) -> dict[str, float | int]:
+        """Fit the policy to the dataset's targets from its current weights, early-stopped on
+        held-out episodes; keeps the best epoch's weights. Epochs count on across calls
+        (TensorBoard). ``what`` names the data in the printed line."""
         bc = self.cfg.bc
-        obs = self._normalized(observations)
-        split = split_rows(demos, self.held_out)
-        x = torch.as_tensor(obs, device=self.model.device)
-        y = torch.as_tensor(targets, device=self.model.device)
+        split = split_rows(self.demos, self.held_out)
+        x = torch.as_tensor(self._normalized(self.observations), device=self.model.device)
+        y = torch.as_tensor(self.targets, device=self.model.device)
         policy = self.model.policy
         optimizer = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad],
                                      lr=bc.learning_rate, weight_decay=bc.weight_decay)

@@ -76,15 +76,16 @@ class BCTerm(BaseCallback):
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         vecnorm = model.get_vec_normalize_env()
-        obs = self.observations if vecnorm is None else vecnorm.normalize_obs(self.observations)
-        x = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=model.device)
-        y = self.targets.to(model.device)
         policy.set_training_mode(True)
         losses = []
         for _ in range(self.steps or default_steps(model)):
-            rows = torch.as_tensor(self.rng.integers(0, len(x), self.batch_size),
-                                   device=model.device)
-            loss = torch.nn.functional.mse_loss(policy_action(model, x[rows]), y[rows])
+            rows = self.rng.integers(0, len(self.observations), self.batch_size)
+            obs = self.observations[rows]  # normalised per batch, as the policy sees them now
+            if vecnorm is not None:
+                obs = vecnorm.normalize_obs(obs)
+            x = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=model.device)
+            y = self.targets[rows].to(model.device)
+            loss = torch.nn.functional.mse_loss(policy_action(model, x), y)
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()
