@@ -147,6 +147,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", help="soccer: the task to play (default: the run's first task)")
     p.set_defaults(fn=cmd_play)
 
+    p = sub.add_parser("search", help="improve a run's deterministic score by random search",
+                       description="Basic random search (antithetic pairs) of TARGET's "
+                                   "deterministic evaluation score (soccer: the competition "
+                                   "score) over a small part of its policy: the action layer "
+                                   "(--space last-layer) or, for multi-task soccer runs, one "
+                                   "first-layer shift per task that only that task sees (--space "
+                                   "task). Writes a copy of the run with the best weights and "
+                                   "search.json to --out; prints the folder last.")
+    p.add_argument("target", metavar="RUN", help="a run directory (PPO or A2C)")
+    p.add_argument("--out", metavar="DIR", required=True, help="the new run folder to write")
+    p.add_argument("--space", choices=("last-layer", "task"), default="last-layer",
+                   help="what to search (default last-layer)")
+    p.add_argument("--tasks", metavar="T1,T2",
+                   help="--space task: the tasks to search, in this order (default: all the run's)")
+    p.add_argument("--seeds", type=_seeds, metavar="1000,1001",
+                   help="seeds that score each candidate (default 1000-1004; the report uses "
+                        "the run's eval seeds)")
+    p.add_argument("--iterations", type=_positive, default=10, help="iterations (default 10)")
+    p.add_argument("--pairs", type=_positive, default=4,
+                   help="antithetic pairs per iteration (default 4)")
+    p.add_argument("--noise", type=float, default=None,
+                   help="perturbation size (default: 0.02 of the weights' std for last-layer, "
+                        "0.02 pre-activation units for task)")
+    p.add_argument("--step", type=float, default=None, help="step size, same units (default 0.01)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the search directions (default 0)")
+    p.add_argument("--walker", metavar="PATH", help="soccer walker control: use this walker file")
+    _add_trust_arg(p, "read a run whose pickles soccerlab did not write on this machine")
+    p.set_defaults(fn=cmd_search)
+
     p = sub.add_parser("export", help="write a soccer run as an SAI submission folder, checked",
                        description="Export TARGET (a soccer run, or a model inside one) as a folder "
                                    "SAI accepts as it is: model, preprocessor.py, action_function.py, "
@@ -314,6 +343,25 @@ def cmd_play(args: argparse.Namespace) -> int:
     finally:
         env.close()
     _print_episodes(returns, lengths)
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from soccerlab.training.search import DEFAULT_SEEDS, SearchSettings, search_run
+
+    settings = SearchSettings(
+        space=args.space,
+        tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()) if args.tasks else None,
+        seeds=tuple(args.seeds or DEFAULT_SEEDS), iterations=args.iterations, pairs=args.pairs,
+        noise=0.02 if args.noise is None else args.noise,
+        step=0.01 if args.step is None else args.step, seed=args.seed)
+    result = search_run(args.target, args.out, settings, args.walker, args.trust_pickle,
+                        progress=lambda line: print(line, flush=True))
+    for task in result["before"]["tasks"]:
+        print(f"  {task:<24} {result['before']['tasks'][task]:+8.3f} -> "
+              f"{result['after']['tasks'][task]:+8.3f}")
+    print(f"search took {result['seconds']:.0f} s; best weights and search.json in:")
+    print(args.out)
     return 0
 
 

@@ -1,0 +1,292 @@
+"""Search a trained policy's deterministic score directly (``soccerlab search``).
+
+RL follows the stochastic policy's return. The competition scores the deterministic policy,
+whose outcome can flip with centimetres of timing (a goal, a blocked ball, a ball out), so a
+policy that RL cannot improve any more may still be improved on the score itself. This is
+basic random search with antithetic pairs (Mania et al. 2018, "Simple random search provides
+a competitive approach to reinforcement learning"), over a small part of the policy:
+
+    theta <- theta + step / (pairs * std(r)) * sum_k (r(theta + noise d_k) - r(theta - noise d_k)) d_k
+
+where ``r`` is the deterministic evaluation score (soccer: the competition score; other envs:
+the mean return) on the search seeds, and ``d_k`` are standard normal directions. The best
+candidate seen is kept, not the last ``theta``.
+
+What is searched (``space``):
+
+- ``last-layer``: the action layer's weights and bias; ``noise`` and ``step`` are relative to
+  the weights' standard deviation. Any env, any actor with an ``action_net`` (PPO, A2C).
+- ``task`` (soccer, several tasks): for each task in turn, a shift ``delta`` of the actor's first
+  hidden pre-activations that applies only while that task is played, scored on that task
+  alone; ``noise`` and ``step`` are in pre-activation units. The observation ends with the task
+  one-hot (then the time feature, if on); after normalisation task k's input is a constant
+  ``on`` while k is played and ``off`` otherwise, so adding ``delta / (on - off)`` to its weight
+  column and ``-delta * off / (on - off)`` to the first bias shifts task k's pre-activations by
+  ``delta`` and everyone else's by 0. One task's search leaves the others' play as it was, the
+  per-task searches add up, and each candidate costs one task's episodes instead of all.
+
+The output is a copy of the run (without checkpoints, TensorBoard files or submissions) whose
+policy model holds the best weights, plus ``search.json``: the settings, every iteration's
+scores, and the score on the run's evaluation seeds before and after, per task. Choose search
+seeds that differ from the evaluation seeds (the default does) so that the reported gain is
+measured on episodes the search never saw. ``eval``, ``play`` and ``export`` take the copy like
+any run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from soccerlab.config import Config, config_from_dict
+from soccerlab.errors import UserError
+
+SPACES = ("last-layer", "task")
+#: Default search seeds: well away from the usual evaluation seeds (0-9 and the like).
+DEFAULT_SEEDS = (1000, 1001, 1002, 1003, 1004)
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    space: str = "last-layer"
+    tasks: tuple[str, ...] | None = None  # task space: the tasks to search (default: all)
+    seeds: tuple[int, ...] = DEFAULT_SEEDS
+    iterations: int = 10
+    pairs: int = 4
+    noise: float = 0.02
+    step: float = 0.01
+    seed: int = 0
+
+
+@dataclass
+class Params:
+    """A searchable slice of a policy: ``apply(theta)`` writes it, ``theta0`` is where the
+    search starts, ``scale`` converts relative noise and step into parameter units."""
+
+    apply: Callable[[np.ndarray], None]
+    theta0: np.ndarray
+    scale: float
+
+
+@dataclass
+class SearchResult:
+    best_score: float
+    best_theta: np.ndarray
+    found_at: int  # iteration of the best candidate; -1: the start was never beaten
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def random_search(score: Callable[[np.ndarray], float], params: Params,
+                  settings: SearchSettings, rng: np.random.Generator,
+                  progress: Callable[[str], None] = lambda line: None,
+                  label: str = "") -> SearchResult:
+    """Basic random search of ``score`` around ``params.theta0`` (module docstring)."""
+    theta = params.theta0.copy()
+    noise = settings.noise * params.scale
+    start = time.perf_counter()
+    result = SearchResult(score(theta), theta.copy(), -1)
+    result.history.append({"iteration": -1, "score": result.best_score})
+    progress(f"{label}start: {result.best_score:+.3f}")
+    for it in range(settings.iterations):
+        dirs = rng.normal(size=(settings.pairs, theta.size))
+        plus = [score(theta + noise * d) for d in dirs]
+        minus = [score(theta - noise * d) for d in dirs]
+        for values, sign in ((plus, 1.0), (minus, -1.0)):
+            for k, value in enumerate(values):
+                if value > result.best_score:
+                    result.best_score = value
+                    result.best_theta = theta + sign * noise * dirs[k]
+                    result.found_at = it
+        spread = float(np.std(plus + minus)) or 1.0
+        theta = theta + settings.step * params.scale / (settings.pairs * spread) * np.einsum(
+            "k,kn->n", np.asarray(plus) - np.asarray(minus), dirs)
+        result.history.append({"iteration": it, "plus": plus, "minus": minus,
+                               "best": result.best_score,
+                               "seconds": round(time.perf_counter() - start, 1)})
+        progress(f"{label}iteration {it + 1}/{settings.iterations}: candidates "
+                 f"{min(plus + minus):+.3f} .. {max(plus + minus):+.3f}, best "
+                 f"{result.best_score:+.3f} ({time.perf_counter() - start:.0f} s)")
+    return result
+
+
+def last_layer(model: Any) -> Params:
+    """The action layer (weights, then bias) of an actor-critic policy."""
+    layer = getattr(model.policy, "action_net", None)
+    if not isinstance(layer, torch.nn.Linear):
+        raise UserError("space last-layer needs a policy with an action_net layer "
+                        "(PPO, A2C); this algorithm's policy has none")
+    theta0 = torch.cat([layer.weight.detach().flatten(), layer.bias.detach()]).double().numpy()
+
+    def apply(theta: np.ndarray) -> None:
+        w = torch.as_tensor(theta, dtype=layer.weight.dtype)
+        with torch.no_grad():
+            layer.weight.copy_(w[: layer.weight.numel()].view_as(layer.weight))
+            layer.bias.copy_(w[layer.weight.numel():])
+
+    return Params(apply, theta0, float(np.std(theta0)) or 1.0)
+
+
+def first_actor_layer(model: Any) -> torch.nn.Linear:
+    net = getattr(getattr(model.policy, "mlp_extractor", None), "policy_net", None)
+    first = net[0] if isinstance(net, torch.nn.Sequential) and len(net) else None
+    if not isinstance(first, torch.nn.Linear):
+        raise UserError("space task needs an actor whose first layer is linear (PPO, A2C "
+                        "MlpPolicy with a hidden layer)")
+    return first
+
+
+def task_shift(model: Any, normalizer: Any, task: str) -> Params:
+    """A first-layer pre-activation shift that only ``task``'s episodes see (module docstring).
+    ``apply`` adds to the layer's current weights; theta starts at 0."""
+    from soccerlab.envs.soccer.behaviour.observation import observation_slices
+    from soccerlab.envs.soccer.behaviour.tasks import get_task
+
+    index = get_task(task).onehot_index
+    if index is None:
+        raise UserError(f"task {task} has no one-hot slot: space task cannot single it out")
+    first = first_actor_layer(model)
+    column = observation_slices()["task_onehot"].start + index
+    probe = np.zeros((2, first.weight.shape[1]), dtype=np.float32)
+    probe[0, column] = 1.0
+    if normalizer is not None:
+        probe = normalizer.normalize_obs(probe)
+    on, off = float(probe[0, column]), float(probe[1, column])
+    if abs(on - off) < 1e-6:
+        raise UserError(f"the normaliser maps task {task}'s one-hot to one value: its episodes "
+                        "cannot be singled out")
+    w0, b0 = first.weight.detach().clone(), first.bias.detach().clone()
+
+    def apply(delta: np.ndarray) -> None:
+        d = torch.as_tensor(delta, dtype=w0.dtype)
+        with torch.no_grad():
+            first.weight.copy_(w0)
+            first.weight[:, column] += d / (on - off)
+            first.bias.copy_(b0 - d * off / (on - off))
+
+    return Params(apply, np.zeros(first.weight.shape[0]), 1.0)
+
+
+def _with_tasks(cfg: Config, tasks: Sequence[str]) -> Config:
+    data = cfg.to_dict()
+    data["env"]["tasks"] = {t: 1.0 for t in tasks}
+    return config_from_dict(data)
+
+
+def _evaluate(cfg: Config, predict: Any, seeds: Sequence[int], normalizer: Any) -> dict[str, Any]:
+    """Overall score and (soccer) the per-task mean scores of deterministic episodes."""
+    from soccerlab.evaluation import evaluate_config
+
+    report = evaluate_config(cfg, predict, seeds, 1, normalizer)
+    comp = report.competition
+    tasks = {t: v["mean_score"] for t, v in comp["tasks"].items()} if comp else {}
+    return {"score": report.score, "tasks": tasks}
+
+
+def search_run(target: str | Path, out: str | Path, settings: SearchSettings,
+               walker: str | None = None, trust_pickle: bool = False,
+               progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """``soccerlab search RUN --out DIR``: search RUN's policy, write the copy to DIR."""
+    from soccerlab.evaluation import model_predictor
+    from soccerlab.loading import load_policy
+
+    target, out = Path(target), Path(out)
+    if out.exists():
+        raise UserError(f"--out {out} exists: choose a new folder (nothing is overwritten)")
+    if not target.is_dir():
+        raise UserError(f"{target} is not a run directory (search writes a copy of a run)")
+    if settings.space not in SPACES:
+        raise UserError(f"unknown space {settings.space!r} (spaces: {', '.join(SPACES)})")
+    if settings.iterations < 1 or settings.pairs < 1 or settings.noise <= 0 or settings.step < 0:
+        raise UserError("iterations and pairs must be >= 1, noise > 0 and step >= 0")
+    if not settings.seeds:
+        raise UserError("give at least one search seed")
+    loaded = load_policy(target, trust_pickle=trust_pickle)
+    data = loaded.cfg.to_dict()
+    if loaded.cfg.env.is_soccer:
+        if walker:
+            data["env"]["walker"]["path"] = walker
+        data["env"]["backend"] = "fast"  # bit-identical to sai-mujoco, several times faster
+    elif walker:
+        raise UserError("--walker applies to soccer runs under walker control")
+    cfg = config_from_dict(data)
+    run_tasks = [t for t, w in (cfg.env.tasks or {}).items() if w > 0]
+    if settings.space == "task":
+        if not cfg.env.is_soccer or len(run_tasks) < 2:
+            raise UserError("space task needs a soccer run with several tasks (env.tasks)")
+        tasks = list(settings.tasks or run_tasks)
+        unknown = [t for t in tasks if t not in run_tasks]
+        if unknown:
+            raise UserError(f"--tasks {', '.join(unknown)}: the run's tasks are "
+                            f"{', '.join(run_tasks)}")
+    elif settings.tasks:
+        raise UserError("--tasks applies to space task")
+
+    model, normalizer = loaded.model, loaded.vecnorm
+    predict = model_predictor(model, deterministic=True)
+    rng = np.random.default_rng(settings.seed)
+    report_seeds = list(cfg.eval.seeds)
+    started = time.perf_counter()
+    before = _evaluate(cfg, predict, report_seeds, normalizer)
+    progress(f"before: {before['score']:+.3f} on the run's eval seeds {report_seeds}")
+    searches: dict[str, Any] = {}
+
+    def scorer(params: Params, on: Config) -> Callable[[np.ndarray], float]:
+        def score(theta: np.ndarray) -> float:
+            params.apply(theta)
+            return _evaluate(on, predict, settings.seeds, normalizer)["score"]
+        return score
+
+    if settings.space == "last-layer":
+        params = last_layer(model)
+        found = random_search(scorer(params, cfg), params, settings, rng, progress)
+        params.apply(found.best_theta)
+        searches["all"] = _summary(found)
+    else:
+        for task in tasks:
+            params = task_shift(model, normalizer, task)  # starts from the earlier tasks' shifts
+            found = random_search(scorer(params, _with_tasks(cfg, [task])), params, settings,
+                                  rng, progress, label=f"{task}: ")
+            params.apply(found.best_theta)
+            searches[task] = _summary(found)
+    after = _evaluate(cfg, predict, report_seeds, normalizer)
+    progress(f"after: {after['score']:+.3f} on the run's eval seeds {report_seeds}")
+    result = {"source": str(loaded.path), "settings": asdict(settings),
+              "report_seeds": report_seeds, "before": before, "after": after,
+              "searches": searches, "seconds": round(time.perf_counter() - started, 1)}
+    _write_copy(target, out, loaded.path, model, result)
+    return result
+
+
+def _summary(found: SearchResult) -> dict[str, Any]:
+    return {"start": found.history[0]["score"], "best": found.best_score,
+            "found_at_iteration": found.found_at, "history": found.history}
+
+
+def _write_copy(run: Path, out: Path, model_path: Path, model: Any, result: dict[str, Any]) -> None:
+    """Copy ``run`` to ``out`` with the searched weights in place of the policy model, built
+    aside and renamed into place, so a crash leaves no half-written run."""
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        shutil.copytree(run, tmp, ignore=shutil.ignore_patterns("checkpoints", "tb",
+                                                                "submission-*", "report"))
+        relative = model_path.resolve().relative_to(run.resolve())
+        model.save(str(tmp / relative))
+        # The copy's other final model (root model.zip beside best/) would be the unsearched
+        # policy under the searched run's name: drop it.
+        for other in (tmp / "model.zip", tmp / "best" / "model.zip"):
+            if other.is_file() and other != tmp / relative:
+                other.unlink()
+        (tmp / "search.json").write_text(json.dumps(result, indent=1) + "\n")
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

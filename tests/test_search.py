@@ -1,0 +1,91 @@
+"""``soccerlab search``: random search of a run's deterministic score, written as a new run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _soccer_fixtures import write_walker
+from conftest import one_line_error, pendulum_config, write_config
+
+TASKS = {"goalie_penalty_kick": 1.0, "kick_to_target": 1.0}
+
+
+def eval_json(cli, run: Path, path: Path) -> dict:
+    res = cli("eval", run, "--json", path)
+    assert res.code == 0, res.err
+    return json.loads(path.read_text())
+
+
+def test_last_layer_search_improves_the_score_and_the_copy_keeps_it(tmp_path, cli):
+    cfg = write_config(tmp_path / "p.yaml", pendulum_config(
+        tmp_path / "runs", eval={"every": None, "episodes": 1, "seeds": [0, 1]}))
+    res = cli("train", cfg, "train.total_timesteps=256")
+    assert res.code == 0, res.err
+    run = Path(res.last_line)
+    out = tmp_path / "searched"
+    res = cli("search", run, "--out", out, "--seeds", "0,1", "--iterations", "3",
+              "--noise", "0.3", "--step", "0.1")
+    assert res.code == 0, res.err
+    assert res.last_line == str(out)
+    result = json.loads((out / "search.json").read_text())
+    # the search scored on the eval seeds here, so the report is the search's own best
+    assert result["after"]["score"] > result["before"]["score"]
+    assert result["after"]["score"] == pytest.approx(result["searches"]["all"]["best"])
+    # `soccerlab eval` of the copy plays the searched weights; the source run is untouched
+    searched = eval_json(cli, out, tmp_path / "a.json")["score"]
+    source = eval_json(cli, run, tmp_path / "b.json")["score"]
+    assert searched == pytest.approx(result["after"]["score"])
+    assert source == pytest.approx(result["before"]["score"])
+    assert not (out / "checkpoints").exists() and (run / "checkpoints").is_dir()
+
+    one_line_error(cli("search", run, "--out", out), "exists")
+    one_line_error(cli("search", run, "--out", tmp_path / "x", "--space", "task"),
+                   "space task", "soccer")
+    one_line_error(cli("search", tmp_path / "nothing", "--out", tmp_path / "y"), "not a run")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_task_search_changes_only_its_own_task(tmp_path, cli):
+    walker = write_walker(tmp_path)[0]
+    cfg = write_config(tmp_path / "s.yaml", {
+        "experiment": {"name": "s", "seed": 0, "output_dir": str(tmp_path / "runs")},
+        "env": {"tasks": TASKS, "n_envs": 2, "backend": "fast", "max_episode_steps": 150,
+                "control": "walker", "walker": {"path": str(walker)}, "time_feature": True,
+                "normalize": {"obs": True, "reward": False}},
+        "algo": {"name": "ppo", "params": {"n_steps": 32, "batch_size": 32, "n_epochs": 1},
+                 "policy_kwargs": {"net_arch": [32, 32]}},
+        "train": {"total_timesteps": 128, "checkpoint_every": 64, "progress_bar": False},
+        "eval": {"every": None, "episodes": 1, "seeds": [0, 1]},
+    })
+    res = cli("train", cfg)
+    assert res.code == 0, res.err
+    run = Path(res.last_line)
+    out = tmp_path / "searched"
+    res = cli("search", run, "--out", out, "--space", "task", "--tasks", "goalie_penalty_kick",
+              "--seeds", "0,1", "--iterations", "2", "--pairs", "2", "--noise", "1.0",
+              "--step", "0.5")
+    assert res.code == 0, res.err
+    result = json.loads((out / "search.json").read_text())
+    goalie = result["searches"]["goalie_penalty_kick"]
+    assert list(result["searches"]) == ["goalie_penalty_kick"]
+    assert goalie["best"] > goalie["start"]  # the search found a better goalie policy
+    before, after = result["before"]["tasks"], result["after"]["tasks"]
+    assert after["goalie_penalty_kick"] == pytest.approx(goalie["best"])
+    assert after["kick_to_target"] == before["kick_to_target"]  # not touched
+
+    # the copy's weights differ from the source's only in the first layer's goalie column + bias
+    from soccerlab.loading import load_policy
+
+    a = load_policy(run).model.policy.state_dict()
+    b = load_policy(out).model.policy.state_dict()
+    changed = [k for k in a if not np.array_equal(a[k].numpy(), b[k].numpy())]
+    assert changed == ["mlp_extractor.policy_net.0.weight", "mlp_extractor.policy_net.0.bias"]
+    cols = np.flatnonzero(np.any(a[changed[0]].numpy() != b[changed[0]].numpy(), axis=0))
+    assert cols.tolist() == [86]  # goalie's one-hot slot
+
+    one_line_error(cli("search", run, "--out", tmp_path / "z", "--space", "task", "--tasks",
+                       "obstacle_penalty_kick"), "obstacle_penalty_kick", "the run's tasks")
