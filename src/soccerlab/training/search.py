@@ -195,9 +195,6 @@ def search_run(target: str | Path, out: str | Path, settings: SearchSettings,
                walker: str | None = None, trust_pickle: bool = False,
                progress: Callable[[str], None] = print) -> dict[str, Any]:
     """``soccerlab search RUN --out DIR``: search RUN's policy, write the copy to DIR."""
-    from soccerlab.evaluation import model_predictor
-    from soccerlab.loading import load_policy
-
     target, out = Path(target), Path(out)
     if out.exists():
         raise UserError(f"--out {out} exists: choose a new folder (nothing is overwritten)")
@@ -209,6 +206,19 @@ def search_run(target: str | Path, out: str | Path, settings: SearchSettings,
         raise UserError("iterations and pairs must be >= 1, noise > 0 and step >= 0")
     if not settings.seeds:
         raise UserError("give at least one search seed")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a small policy: more threads only contend with the envs
+    try:
+        return _search(target, out, settings, walker, trust_pickle, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _search(target: Path, out: Path, settings: SearchSettings, walker: str | None,
+            trust_pickle: bool, progress: Callable[[str], None]) -> dict[str, Any]:
+    from soccerlab.evaluation import model_predictor
+    from soccerlab.loading import load_policy
+
     loaded = load_policy(target, trust_pickle=trust_pickle)
     data = loaded.cfg.to_dict()
     if loaded.cfg.env.is_soccer:
