@@ -24,6 +24,14 @@ def test_competition_tasks_in_sai_order():
     assert [get_task(n).raw_obs_size for n in COMPETITION_TASKS] == [45, 54, 39]
 
 
+def test_the_task_table_shows_the_time_limits_the_envs_use():
+    from soccerlab.envs.soccer.backends.base import registered_time_limit
+
+    for name in (*COMPETITION_TASKS, "penalty_kick"):
+        task = get_task(name)
+        assert task.max_episode_steps == registered_time_limit(task.env_id), name
+
+
 def test_penalty_kick_uses_goalie_onehot_and_weights():
     pk, goalie = get_task("penalty_kick"), get_task("goalie_penalty_kick")
     assert pk.competition_index is None

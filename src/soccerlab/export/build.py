@@ -171,10 +171,12 @@ def time_limit(cfg: Config) -> int:
         return 0
     if cfg.env.max_episode_steps is not None:
         return int(cfg.env.max_episode_steps)
+    from soccerlab.envs.soccer.backends.base import registered_time_limit
     from soccerlab.envs.soccer.behaviour.tasks import get_task
 
-    limits = {get_task(t).max_episode_steps for t in _tasks(cfg)}
-    if len(limits) != 1 or None in limits:
+    # the envs' own source (sai-mujoco's registration), not a copy of it
+    limits = {registered_time_limit(get_task(t).env_id) for t in _tasks(cfg)}
+    if len(limits) != 1:
         raise UserError(f"env.time_feature: the tasks' time limits differ ({sorted(map(str, limits))}); "
                         "set env.max_episode_steps to export one time feature")
     return int(limits.pop())

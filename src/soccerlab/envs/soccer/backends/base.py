@@ -123,6 +123,15 @@ def per_row_seeds(indices: np.ndarray, seeds: int | Sequence[int | None] | None
     return out
 
 
+def registered_time_limit(env_id: str) -> int:
+    """The TimeLimit (env steps) sai-mujoco registers for ``env_id``: both backends' default,
+    and what an exported model's time feature divides by."""
+    import gymnasium as gym
+    import sai_mujoco  # noqa: F401 - registers the envs
+
+    return int(gym.spec(env_id).max_episode_steps)
+
+
 def make_physics(backend: str, task: str, n: int, *, max_episode_steps: int | None = None,
                  env_kwargs: dict | None = None, **options) -> TaskPhysics:
     """Build ``n`` rows of ``task`` on ``backend`` (``options``: backend-specific settings,

@@ -6,11 +6,10 @@ import copy
 import os
 from collections.abc import Sequence
 
-import gymnasium as gym
 import mujoco
 import numpy as np
 
-from soccerlab.envs.soccer.backends.base import StepArrays, per_row_seeds
+from soccerlab.envs.soccer.backends.base import StepArrays, per_row_seeds, registered_time_limit
 from soccerlab.envs.soccer.backends.fast.compute import Episodes, Kernels, extra_columns
 from soccerlab.envs.soccer.backends.fast.layout import (
     calibrate_rot_order,
@@ -76,7 +75,7 @@ class FastSoccerSim:
         self.n = int(n_envs)
         self.seed = seed
         self._resetter = SaiResetter(self.task, self.n, reset_mode)
-        registered = gym.spec(self.task.env_id).max_episode_steps
+        registered = registered_time_limit(self.task.env_id)
         self.max_episode_steps = int(registered if max_episode_steps is None
                                      else max_episode_steps)
         if self.max_episode_steps < 1:
