@@ -41,6 +41,15 @@ def test_last_layer_search_improves_the_score_and_the_copy_keeps_it(tmp_path, cl
     assert searched == pytest.approx(result["after"]["score"])
     assert source == pytest.approx(result["before"]["score"])
     assert not (out / "checkpoints").exists() and (run / "checkpoints").is_dir()
+    # its curves: TensorBoard in the copy, drawn by `soccerlab report`
+    from soccerlab.report import read_scalars
+
+    steps, best = read_scalars(out / "tb")["search/all/best"]
+    assert steps.tolist() == [0, 1, 2, 3] and best[-1] == pytest.approx(result["after"]["score"])
+    assert np.all(np.diff(best) >= 0) and best[0] == pytest.approx(result["before"]["score"])
+    res = cli("report", out, "--out", tmp_path / "report")
+    assert res.code == 0, res.err
+    assert (tmp_path / "report" / "search.png").is_file()
 
     one_line_error(cli("search", run, "--out", out), "exists")
     one_line_error(cli("search", run, "--out", tmp_path / "x", "--space", "task"),

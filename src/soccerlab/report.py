@@ -159,6 +159,8 @@ def panels(targets: list[Target]) -> dict[str, list[tuple[str, str]]]:
         "losses": [(t, t) for t in sorted(tags)
                    if t.startswith("train/") and ("loss" in t or t == "train/val_td_error")],
         "throughput": [("env steps per second", t) for t in ["time/fps"] if t in tags],
+        "search": [(f"{t[len('search/'):].replace('/', ': ')} (search seeds)", t)
+                   for t in sorted(tags) if t.startswith("search/")],
     }
     return {name: p for name, p in figures.items() if p}
 
@@ -180,7 +182,7 @@ def band(runs: list[RunData], key: str) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def plot_figure(path: Path, title: str, panel_list: list[tuple[str, str]],
-                series: list[tuple[str, list[RunData]]]) -> None:
+                series: list[tuple[str, list[RunData]]], xlabel: str = "env steps") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -206,7 +208,7 @@ def plot_figure(path: Path, title: str, panel_list: list[tuple[str, str]],
                 ax.fill_between(steps, mean - half, mean + half, color=color, alpha=0.2, linewidth=0)
             drawn = True
         ax.set_title(panel_title, fontsize=10)
-        ax.set_xlabel("env steps")
+        ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
         if drawn:
             ax.legend(fontsize=7)
@@ -398,7 +400,8 @@ def run(targets_text: list[str], out_text: str | None) -> int:
     images: list[tuple[str, Path]] = []
     for name, panel_list in panels(targets).items():
         path = out / f"{name}.png"
-        plot_figure(path, name.replace("_", " "), panel_list, series)
+        plot_figure(path, name.replace("_", " "), panel_list, series,
+                    "search iteration" if name == "search" else "env steps")
         images.append((name.replace("_", " "), path))
     tables = [final_table(targets)]
     for t in targets:

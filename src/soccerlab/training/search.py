@@ -27,7 +27,8 @@ What is searched (``space``):
 
 The output is a copy of the run (without checkpoints, TensorBoard files or submissions) whose
 policy model holds the best weights, plus ``search.json``: the settings, every iteration's
-scores, and the score on the run's evaluation seeds before and after, per task. Choose search
+scores, and the score on the run's evaluation seeds before and after, per task; its ``tb/``
+holds the search's curves (``write_curves``), which ``soccerlab report`` plots. Choose search
 seeds that differ from the evaluation seeds (the default does) so that the reported gain is
 measured on episodes the search never saw. ``eval``, ``play`` and ``export`` take the copy like
 any run.
@@ -89,7 +90,8 @@ def random_search(score: Callable[[np.ndarray], float], params: Params,
                   settings: SearchSettings, rng: np.random.Generator,
                   progress: Callable[[str], None] = lambda line: None,
                   label: str = "") -> SearchResult:
-    """Basic random search of ``score`` around ``params.theta0`` (module docstring)."""
+    """Basic random search of ``score`` around ``params.theta0`` (module docstring). The
+    history holds, per iteration, every candidate's score and the best so far."""
     theta = params.theta0.copy()
     noise = settings.noise * params.scale
     start = time.perf_counter()
@@ -281,6 +283,28 @@ def _summary(found: SearchResult) -> dict[str, Any]:
             "found_at_iteration": found.found_at, "history": found.history}
 
 
+def write_curves(folder: Path, searches: dict[str, Any]) -> None:
+    """TensorBoard scalars per search (``all`` or a task), x axis the iteration (0: the start):
+    ``search/<name>/best`` (best score so far on the search seeds) and
+    ``search/<name>/candidates`` (the mean of the iteration's candidates)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(log_dir=str(folder))
+    try:
+        for name, found in searches.items():
+            for row in found["history"]:
+                step = row["iteration"] + 1
+                if step == 0:
+                    writer.add_scalar(f"search/{name}/best", row["score"], 0)
+                    writer.add_scalar(f"search/{name}/candidates", row["score"], 0)
+                    continue
+                writer.add_scalar(f"search/{name}/best", row["best"], step)
+                writer.add_scalar(f"search/{name}/candidates",
+                                  float(np.mean(row["plus"] + row["minus"])), step)
+    finally:
+        writer.close()
+
+
 def _write_copy(run: Path, out: Path, model_path: Path, model: Any, result: dict[str, Any]) -> None:
     """Copy ``run`` to ``out`` with the searched weights in place of the policy model, built
     aside and renamed into place, so a crash leaves no half-written run."""
@@ -297,6 +321,7 @@ def _write_copy(run: Path, out: Path, model_path: Path, model: Any, result: dict
             if other.is_file() and other != tmp / relative:
                 other.unlink()
         (tmp / "search.json").write_text(json.dumps(result, indent=1) + "\n")
+        write_curves(tmp / "tb", result["searches"])
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
