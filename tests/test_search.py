@@ -84,7 +84,10 @@ def test_task_search_changes_only_its_own_task(tmp_path, cli):
     assert goalie["best"] > goalie["start"]  # the search found a better goalie policy
     before, after = result["before"]["tasks"], result["after"]["tasks"]
     assert after["goalie_penalty_kick"] == pytest.approx(goalie["best"])
-    assert after["kick_to_target"] == before["kick_to_target"]  # not touched
+    # the other task plays bit for bit as it did when the search started (after the one-hot was
+    # re-expressed, which rounding alone may change)
+    assert after["kick_to_target"] == result["isolated"]["tasks"]["kick_to_target"]
+    assert before["goalie_penalty_kick"] == goalie["start"]  # 0 and 1: search and eval seeds
 
     # the copy's weights differ from the source's only in the first layer's goalie column + bias
     from soccerlab.loading import load_policy
@@ -95,6 +98,27 @@ def test_task_search_changes_only_its_own_task(tmp_path, cli):
     assert changed == ["mlp_extractor.policy_net.0.weight", "mlp_extractor.policy_net.0.bias"]
     cols = np.flatnonzero(np.any(a[changed[0]].numpy() != b[changed[0]].numpy(), axis=0))
     assert cols.tolist() == [86]  # goalie's one-hot slot
+    # the normaliser's one-hot means are 0 now (the first bias took the difference); the copy
+    # keeps its statistics only as plain arrays
+    folder = load_policy(out).path.parent
+    with np.load(folder / "vecnormalize.npz", allow_pickle=False) as data:
+        assert np.all(data["obs_mean"][86:89] == 0.0) and data["obs_mean"][89] > 0
+    assert not (folder / "vecnormalize.pkl").exists()
+
+    # both tasks, two processes: each task's search is the same as alone (its own directions,
+    # the same start), and the two shifts add up without touching each other's episodes
+    both = tmp_path / "both"
+    res = cli("search", run, "--out", both, "--space", "task", "--seeds", "0,1", "--iterations",
+              "2", "--pairs", "2", "--noise", "1.0", "--step", "0.5", "--jobs", "2")
+    assert res.code == 0, res.err
+    two = json.loads((both / "search.json").read_text())
+    def untimed(found: dict) -> dict:
+        return {**found, "history": [{k: v for k, v in row.items() if k != "seconds"}
+                                     for row in found["history"]]}
+
+    assert untimed(two["searches"]["goalie_penalty_kick"]) == untimed(goalie)
+    for task, found in two["searches"].items():
+        assert two["after"]["tasks"][task] == pytest.approx(found["best"])
 
     one_line_error(cli("search", run, "--out", tmp_path / "z", "--space", "task", "--tasks",
                        "obstacle_penalty_kick"), "obstacle_penalty_kick", "the run's tasks")

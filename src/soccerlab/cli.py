@@ -172,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "0.02 pre-activation units for task)")
     p.add_argument("--step", type=float, default=None, help="step size, same units (default 0.01)")
     p.add_argument("--seed", type=int, default=0, help="seed of the search directions (default 0)")
+    p.add_argument("--jobs", type=_positive, default=1, metavar="K",
+                   help="--space task: search K tasks at once, one process each (default 1; "
+                        "the result is the same)")
     p.add_argument("--walker", metavar="PATH", help="soccer walker control: use this walker file")
     _add_trust_arg(p, "read a run whose pickles soccerlab did not write on this machine")
     p.set_defaults(fn=cmd_search)
@@ -354,7 +357,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()) if args.tasks else None,
         seeds=tuple(args.seeds or DEFAULT_SEEDS), iterations=args.iterations, pairs=args.pairs,
         noise=0.02 if args.noise is None else args.noise,
-        step=0.01 if args.step is None else args.step, seed=args.seed)
+        step=0.01 if args.step is None else args.step, seed=args.seed, jobs=args.jobs)
     result = search_run(args.target, args.out, settings, args.walker, args.trust_pickle,
                         progress=lambda line: print(line, flush=True))
     for task in result["before"]["tasks"]:

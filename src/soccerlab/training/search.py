@@ -18,12 +18,13 @@ What is searched (``space``):
   the weights' standard deviation. Any env, any actor with an ``action_net`` (PPO, A2C).
 - ``task`` (soccer, several tasks): for each task in turn, a shift ``delta`` of the actor's first
   hidden pre-activations that applies only while that task is played, scored on that task
-  alone; ``noise`` and ``step`` are in pre-activation units. The observation ends with the task
-  one-hot (then the time feature, if on); after normalisation task k's input is a constant
-  ``on`` while k is played and ``off`` otherwise, so adding ``delta / (on - off)`` to its weight
-  column and ``-delta * off / (on - off)`` to the first bias shifts task k's pre-activations by
-  ``delta`` and everyone else's by 0. One task's search leaves the others' play as it was, the
-  per-task searches add up, and each candidate costs one task's episodes instead of all.
+  alone; ``noise`` and ``step`` are in pre-activation units. The observation holds the task
+  one-hot; ``isolate_tasks`` first moves the normaliser's one-hot means to 0 (the first bias
+  absorbs the difference), so that task k's normalised input is exactly 0 in the other tasks'
+  episodes and a constant ``on`` in its own. Adding ``delta / on`` to its weight column then
+  shifts task k's pre-activations by ``delta`` and leaves every other task's computation bit
+  for bit as it was: the per-task searches add up, and each candidate costs one task's
+  episodes instead of all.
 
 The output is a copy of the run (without checkpoints, TensorBoard files or submissions) whose
 policy model holds the best weights, plus ``search.json``: the settings, every iteration's
@@ -50,6 +51,7 @@ import torch
 
 from soccerlab.config import Config, config_from_dict
 from soccerlab.errors import UserError
+from soccerlab.runs import VECNORM, VECNORM_NPZ
 
 SPACES = ("last-layer", "task")
 #: Default search seeds: well away from the usual evaluation seeds (0-9 and the like).
@@ -66,6 +68,7 @@ class SearchSettings:
     noise: float = 0.02
     step: float = 0.01
     seed: int = 0
+    jobs: int = 1  # task space: tasks searched at once, one process each
 
 
 @dataclass
@@ -146,33 +149,64 @@ def first_actor_layer(model: Any) -> torch.nn.Linear:
     return first
 
 
-def task_shift(model: Any, normalizer: Any, task: str) -> Params:
-    """A first-layer pre-activation shift that only ``task``'s episodes see (module docstring).
-    ``apply`` adds to the layer's current weights; theta starts at 0."""
+def onehot_columns() -> list[int]:
+    """Where the task one-hot sits in the soccer observation (the time feature comes after)."""
     from soccerlab.envs.soccer.behaviour.observation import observation_slices
+
+    block = observation_slices()["task_onehot"]
+    return list(range(block.start, block.stop))
+
+
+def isolate_tasks(model: Any, normalizer: Any) -> None:
+    """Re-express the actor so that each task one-hot input is exactly 0 off its task.
+
+    The normaliser maps a one-hot slot to ``(x - m) / s``: a nonzero constant in the other
+    tasks' episodes, so any change of that slot's weights would reach them through float
+    rounding, and rounding alone flips chaotic soccer outcomes (measured: a goalie-only search
+    moved obstacle on seeds 0-9 from +1.066 to +0.926). Setting the slot's mean to 0 makes it
+    exactly 0 there; the first bias takes the difference, ``-W[:, slot] * m / s``. This moves
+    every task's pre-activations by float rounding once, before any search starts."""
+    if normalizer is None or not normalizer.norm_obs:
+        return  # the raw one-hot is already exactly 0 off its task
+    first = first_actor_layer(model)
+    mean, var = normalizer.mean, normalizer.var
+    cols = [c for c in onehot_columns() if mean[c] != 0.0]  # 0: a task the run never saw
+    s = np.sqrt(var[cols] + normalizer.epsilon)
+    if np.any(np.maximum(1.0 + np.abs(mean[cols]), 1.0) / s >= normalizer.clip_obs):
+        raise UserError("space task: the normaliser clips the task one-hot (its variance is "
+                        "tiny): the tasks cannot be singled out exactly")
+    with torch.no_grad():
+        w = first.weight[:, cols].double()
+        first.bias.copy_((first.bias.double() - w @ torch.as_tensor(mean[cols] / s)).float())
+    mean[cols] = 0.0
+
+
+def task_shift(model: Any, normalizer: Any, task: str) -> Params:
+    """A first-layer pre-activation shift that only ``task``'s episodes see (module docstring),
+    after ``isolate_tasks``: ``delta / on`` is added to the task's one-hot weight column, which
+    meets an exact 0 in every other task's episodes. ``apply`` adds to the layer's weights as
+    they were when this was called; theta starts at 0."""
     from soccerlab.envs.soccer.behaviour.tasks import get_task
 
     index = get_task(task).onehot_index
     if index is None:
         raise UserError(f"task {task} has no one-hot slot: space task cannot single it out")
     first = first_actor_layer(model)
-    column = observation_slices()["task_onehot"].start + index
+    column = onehot_columns()[index]
     probe = np.zeros((2, first.weight.shape[1]), dtype=np.float32)
     probe[0, column] = 1.0
     if normalizer is not None:
         probe = normalizer.normalize_obs(probe)
     on, off = float(probe[0, column]), float(probe[1, column])
-    if abs(on - off) < 1e-6:
-        raise UserError(f"the normaliser maps task {task}'s one-hot to one value: its episodes "
-                        "cannot be singled out")
-    w0, b0 = first.weight.detach().clone(), first.bias.detach().clone()
+    if off != 0.0 or on <= 0.0:
+        raise ValueError(f"task one-hot maps to {off} off its task: call isolate_tasks first")
+    w0 = first.weight.detach().clone()
 
     def apply(delta: np.ndarray) -> None:
         d = torch.as_tensor(delta, dtype=w0.dtype)
         with torch.no_grad():
             first.weight.copy_(w0)
-            first.weight[:, column] += d / (on - off)
-            first.bias.copy_(b0 - d * off / (on - off))
+            first.weight[:, column] += d / on
 
     return Params(apply, np.zeros(first.weight.shape[0]), 1.0)
 
@@ -216,9 +250,8 @@ def search_run(target: str | Path, out: str | Path, settings: SearchSettings,
         torch.set_num_threads(threads)
 
 
-def _search(target: Path, out: Path, settings: SearchSettings, walker: str | None,
-            trust_pickle: bool, progress: Callable[[str], None]) -> dict[str, Any]:
-    from soccerlab.evaluation import model_predictor
+def _prepare(target: Path, walker: str | None, trust_pickle: bool) -> tuple[Any, Config]:
+    """The run's policy and its config for searching (soccer: the fast backend)."""
     from soccerlab.loading import load_policy
 
     loaded = load_policy(target, trust_pickle=trust_pickle)
@@ -229,7 +262,51 @@ def _search(target: Path, out: Path, settings: SearchSettings, walker: str | Non
         data["env"]["backend"] = "fast"  # bit-identical to sai-mujoco, several times faster
     elif walker:
         raise UserError("--walker applies to soccer runs under walker control")
-    cfg = config_from_dict(data)
+    return loaded, config_from_dict(data)
+
+
+def _task_rng(settings: SearchSettings, task: str) -> np.random.Generator:
+    """Each task's own directions, so results do not depend on the order or on ``jobs``."""
+    from soccerlab.envs.soccer.behaviour.tasks import get_task
+
+    return np.random.default_rng([settings.seed, get_task(task).onehot_index])
+
+
+def _search_task(model: Any, normalizer: Any, cfg: Config, task: str, settings: SearchSettings,
+                 progress: Callable[[str], None]) -> tuple[np.ndarray, dict[str, Any]]:
+    """One task's search on an isolated policy (``isolate_tasks``): (best delta, summary)."""
+    from soccerlab.evaluation import model_predictor
+
+    predict = model_predictor(model, deterministic=True)
+    params = task_shift(model, normalizer, task)
+    one = _with_tasks(cfg, [task])
+
+    def score(theta: np.ndarray) -> float:
+        params.apply(theta)
+        return _evaluate(one, predict, settings.seeds, normalizer)["score"]
+
+    found = random_search(score, params, settings, _task_rng(settings, task), progress,
+                          label=f"{task}: ")
+    params.apply(params.theta0)
+    return found.best_theta, _summary(found)
+
+
+def _task_worker(target: str, walker: str | None, trust_pickle: bool, task: str,
+                 settings: SearchSettings) -> tuple[str, np.ndarray, dict[str, Any]]:
+    """``jobs`` > 1: one task's search in its own process, from the run on disk."""
+    torch.set_num_threads(1)
+    loaded, cfg = _prepare(Path(target), walker, trust_pickle)
+    isolate_tasks(loaded.model, loaded.vecnorm)
+    delta, summary = _search_task(loaded.model, loaded.vecnorm, cfg, task, settings,
+                                  lambda line: print(line, flush=True))
+    return task, delta, summary
+
+
+def _search(target: Path, out: Path, settings: SearchSettings, walker: str | None,
+            trust_pickle: bool, progress: Callable[[str], None]) -> dict[str, Any]:
+    from soccerlab.evaluation import model_predictor
+
+    loaded, cfg = _prepare(target, walker, trust_pickle)
     run_tasks = [t for t, w in (cfg.env.tasks or {}).items() if w > 0]
     if settings.space == "task":
         if not cfg.env.is_soccer or len(run_tasks) < 2:
@@ -244,38 +321,60 @@ def _search(target: Path, out: Path, settings: SearchSettings, walker: str | Non
 
     model, normalizer = loaded.model, loaded.vecnorm
     predict = model_predictor(model, deterministic=True)
-    rng = np.random.default_rng(settings.seed)
     report_seeds = list(cfg.eval.seeds)
     started = time.perf_counter()
     before = _evaluate(cfg, predict, report_seeds, normalizer)
     progress(f"before: {before['score']:+.3f} on the run's eval seeds {report_seeds}")
     searches: dict[str, Any] = {}
-
-    def scorer(params: Params, on: Config) -> Callable[[np.ndarray], float]:
-        def score(theta: np.ndarray) -> float:
-            params.apply(theta)
-            return _evaluate(on, predict, settings.seeds, normalizer)["score"]
-        return score
+    isolated = None  # space task: the score once the one-hot is re-expressed (isolate_tasks)
 
     if settings.space == "last-layer":
         params = last_layer(model)
-        found = random_search(scorer(params, cfg), params, settings, rng, progress)
+
+        def score(theta: np.ndarray) -> float:
+            params.apply(theta)
+            return _evaluate(cfg, predict, settings.seeds, normalizer)["score"]
+
+        found = random_search(score, params, settings, np.random.default_rng(settings.seed),
+                              progress)
         params.apply(found.best_theta)
         searches["all"] = _summary(found)
     else:
+        isolate_tasks(model, normalizer)
+        # rounding alone can flip a chaotic episode: the per-task searches start from here
+        isolated = _evaluate(cfg, predict, report_seeds, normalizer)
+        progress(f"task one-hot re-expressed (float rounding only): {isolated['score']:+.3f} "
+                 "on the eval seeds")
+        if settings.jobs > 1 and len(tasks) > 1:
+            per_task = _run_parallel(target, walker, trust_pickle, tasks, settings)
+        else:
+            per_task = {task: _search_task(model, normalizer, cfg, task, settings, progress)
+                        for task in tasks}
+        # the shifts meet exact zeros in each other's episodes: they add up as they are
         for task in tasks:
-            params = task_shift(model, normalizer, task)  # starts from the earlier tasks' shifts
-            found = random_search(scorer(params, _with_tasks(cfg, [task])), params, settings,
-                                  rng, progress, label=f"{task}: ")
-            params.apply(found.best_theta)
-            searches[task] = _summary(found)
+            delta, searches[task] = per_task[task]
+            task_shift(model, normalizer, task).apply(delta)
     after = _evaluate(cfg, predict, report_seeds, normalizer)
     progress(f"after: {after['score']:+.3f} on the run's eval seeds {report_seeds}")
     result = {"source": str(loaded.path), "settings": asdict(settings),
-              "report_seeds": report_seeds, "before": before, "after": after,
+              "report_seeds": report_seeds, "before": before, "isolated": isolated,
+              "after": after,
               "searches": searches, "seconds": round(time.perf_counter() - started, 1)}
-    _write_copy(target, out, loaded.path, model, result)
+    _write_copy(target, out, loaded.path, model, normalizer, result)
     return result
+
+
+def _run_parallel(target: Path, walker: str | None, trust_pickle: bool, tasks: list[str],
+                  settings: SearchSettings) -> dict[str, tuple[np.ndarray, dict[str, Any]]]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")  # no forked torch or MuJoCo state
+    with ProcessPoolExecutor(min(settings.jobs, len(tasks)), mp_context=context) as pool:
+        futures = [pool.submit(_task_worker, str(target), walker, trust_pickle, task, settings)
+                   for task in tasks]
+        results = [f.result() for f in futures]
+    return {task: (delta, summary) for task, delta, summary in results}
 
 
 def _summary(found: SearchResult) -> dict[str, Any]:
@@ -305,9 +404,11 @@ def write_curves(folder: Path, searches: dict[str, Any]) -> None:
         writer.close()
 
 
-def _write_copy(run: Path, out: Path, model_path: Path, model: Any, result: dict[str, Any]) -> None:
-    """Copy ``run`` to ``out`` with the searched weights in place of the policy model, built
-    aside and renamed into place, so a crash leaves no half-written run."""
+def _write_copy(run: Path, out: Path, model_path: Path, model: Any, normalizer: Any,
+                result: dict[str, Any]) -> None:
+    """Copy ``run`` to ``out`` with the searched weights (and, after ``isolate_tasks``, the
+    normaliser statistics) in place of the policy model's, built aside and renamed into place,
+    so a crash leaves no half-written run."""
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -320,6 +421,18 @@ def _write_copy(run: Path, out: Path, model_path: Path, model: Any, result: dict
         for other in (tmp / "model.zip", tmp / "best" / "model.zip"):
             if other.is_file() and other != tmp / relative:
                 other.unlink()
+                for stats in (VECNORM_NPZ, VECNORM):  # that model's normaliser, now unused
+                    (other.parent / stats).unlink(missing_ok=True)
+        stats = (tmp / relative).parent / VECNORM_NPZ
+        if normalizer is not None and getattr(normalizer, "shape", None) and stats.is_file():
+            with np.load(stats, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+            arrays["obs_mean"] = np.asarray(normalizer.mean, dtype=arrays["obs_mean"].dtype)
+            with open(stats, "wb") as f:
+                np.savez(f, **arrays)
+            # the pickled copy of the old statistics would now disagree; the npz is what
+            # eval, play, export and warm starts read
+            (stats.parent / VECNORM).unlink(missing_ok=True)
         (tmp / "search.json").write_text(json.dumps(result, indent=1) + "\n")
         write_curves(tmp / "tb", result["searches"])
         os.replace(tmp, out)
