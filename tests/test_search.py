@@ -108,7 +108,7 @@ def test_task_search_changes_only_its_own_task(tmp_path, cli):
     # both tasks, two processes: each task's search is the same as alone (its own directions,
     # the same start), and the two shifts add up without touching each other's episodes
     both = tmp_path / "both"
-    res = cli("search", run, "--out", both, "--space", "task", "--seeds", "0,1", "--iterations",
+    res = cli("search", run, "--out", both, "--space", "task", "--seeds", "0-1", "--iterations",
               "2", "--pairs", "2", "--noise", "1.0", "--step", "0.5", "--jobs", "2")
     assert res.code == 0, res.err
     two = json.loads((both / "search.json").read_text())

@@ -28,10 +28,18 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _seeds(text: str) -> list[int]:
+    """Comma-separated integers and inclusive ranges: ``0,1,2``, ``10-29``, ``0-4,100``."""
+    seeds: list[int] = []
     try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
+        for item in (s.strip() for s in text.split(",")):
+            first, dash, last = item.partition("-")
+            if dash and first.strip():  # a range a-b (a leading '-' is a negative seed)
+                seeds += range(int(first), int(last) + 1)
+            elif item:
+                seeds.append(int(item))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers or ranges like "
+                                         f"10-29, got {text!r}") from None
     if not seeds:
         raise argparse.ArgumentTypeError("give at least one seed")
     return seeds
