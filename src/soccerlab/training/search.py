@@ -16,7 +16,7 @@ What is searched (``space``):
 
 - ``last-layer``: the action layer's weights and bias; ``noise`` and ``step`` are relative to
   the weights' standard deviation. Any env, any actor with an ``action_net`` (PPO, A2C).
-- ``task`` (soccer, several tasks): for each task in turn, a shift ``delta`` of the actor's first
+- ``task`` (soccer, several tasks): for each task, a shift ``delta`` of the actor's first
   hidden pre-activations that applies only while that task is played, scored on that task
   alone; ``noise`` and ``step`` are in pre-activation units. The observation holds the task
   one-hot; ``isolate_tasks`` first moves the normaliser's one-hot means to 0 (the first bias
@@ -24,7 +24,8 @@ What is searched (``space``):
   episodes and a constant ``on`` in its own. Adding ``delta / on`` to its weight column then
   shifts task k's pre-activations by ``delta`` and leaves every other task's computation bit
   for bit as it was: the per-task searches add up, and each candidate costs one task's
-  episodes instead of all.
+  episodes instead of all. Each task draws its own directions (seeded by ``seed`` and the
+  task), so ``jobs`` processes searching tasks side by side give the same result as one.
 
 The output is a copy of the run (without checkpoints, TensorBoard files or submissions) whose
 policy model holds the best weights, plus ``search.json``: the settings, every iteration's
