@@ -51,10 +51,30 @@ def test_last_layer_search_improves_the_score_and_the_copy_keeps_it(tmp_path, cl
     assert res.code == 0, res.err
     assert (tmp_path / "report" / "search.png").is_file()
 
+    # a run stopped before its final model: the search starts from its latest checkpoint and the
+    # copy holds the searched model as its final one
+    import shutil
+
+    crashed = tmp_path / "crashed"
+    shutil.copytree(run, crashed)
+    shutil.rmtree(crashed / "best", ignore_errors=True)
+    for name in ("model.zip", "vecnormalize.npz", "vecnormalize.pkl"):
+        (crashed / name).unlink(missing_ok=True)
+    res = cli("search", crashed, "--out", tmp_path / "from_checkpoint", "--seeds", "0,1",
+              "--iterations", "1")
+    assert res.code == 0, res.err
+    assert (tmp_path / "from_checkpoint" / "model.zip").is_file()
+    assert not (tmp_path / "from_checkpoint" / "checkpoints").exists()
+    found = json.loads((tmp_path / "from_checkpoint" / "search.json").read_text())
+    assert "checkpoints" in found["source"]
+    assert eval_json(cli, tmp_path / "from_checkpoint", tmp_path / "c.json")["score"] == \
+        pytest.approx(found["after"]["score"])
+
     one_line_error(cli("search", run, "--out", out), "exists")
     one_line_error(cli("search", run, "--out", tmp_path / "x", "--space", "task"),
                    "space task", "soccer")
     one_line_error(cli("search", tmp_path / "nothing", "--out", tmp_path / "y"), "not a run")
+    one_line_error(cli("search", run, "--out", run / "inside"), "inside the run")
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 

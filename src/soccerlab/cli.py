@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space", choices=("last-layer", "task"), default="last-layer",
                    help="what to search (default last-layer)")
     p.add_argument("--tasks", metavar="T1,T2",
-                   help="--space task: the tasks to search, in this order (default: all the run's)")
+                   help="--space task: the tasks to search (default: all the run's)")
     p.add_argument("--seeds", type=_seeds, metavar="1000,1001",
                    help="seeds that score each candidate (default 1000-1004; the report uses "
                         "the run's eval seeds)")

@@ -237,6 +237,8 @@ def search_run(target: str | Path, out: str | Path, settings: SearchSettings,
         raise UserError(f"--out {out} exists: choose a new folder (nothing is overwritten)")
     if not target.is_dir():
         raise UserError(f"{target} is not a run directory (search writes a copy of a run)")
+    if out.resolve().is_relative_to(target.resolve()):
+        raise UserError(f"--out {out} is inside the run {target}: choose a folder outside it")
     if settings.space not in SPACES:
         raise UserError(f"unknown space {settings.space!r} (spaces: {', '.join(SPACES)})")
     if settings.iterations < 1 or settings.pairs < 1 or settings.noise <= 0 or settings.step < 0:
@@ -416,6 +418,10 @@ def _write_copy(run: Path, out: Path, model_path: Path, model: Any, normalizer: 
         shutil.copytree(run, tmp, ignore=shutil.ignore_patterns("checkpoints", "tb",
                                                                 "submission-*", "report"))
         relative = model_path.resolve().relative_to(run.resolve())
+        if relative.parts[0] == "checkpoints":  # a run without a final model: not copied
+            if (model_path.parent / VECNORM_NPZ).is_file():
+                shutil.copy2(model_path.parent / VECNORM_NPZ, tmp / VECNORM_NPZ)
+            relative = Path("model.zip")
         model.save(str(tmp / relative))
         # The copy's other final model (root model.zip beside best/) would be the unsearched
         # policy under the searched run's name: drop it.
