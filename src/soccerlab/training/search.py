@@ -86,7 +86,7 @@ class Params:
 class SearchResult:
     best_score: float
     best_theta: np.ndarray
-    found_at: int  # iteration of the best candidate; -1: the start was never beaten
+    found_at: int  # iteration (1-based, as printed and plotted) of the best; 0: the start
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -99,8 +99,8 @@ def random_search(score: Callable[[np.ndarray], float], params: Params,
     theta = params.theta0.copy()
     noise = settings.noise * params.scale
     start = time.perf_counter()
-    result = SearchResult(score(theta), theta.copy(), -1)
-    result.history.append({"iteration": -1, "score": result.best_score})
+    result = SearchResult(score(theta), theta.copy(), 0)
+    result.history.append({"iteration": 0, "score": result.best_score})  # the start
     progress(f"{label}start: {result.best_score:+.3f}")
     for it in range(settings.iterations):
         dirs = rng.normal(size=(settings.pairs, theta.size))
@@ -111,11 +111,11 @@ def random_search(score: Callable[[np.ndarray], float], params: Params,
                 if value > result.best_score:
                     result.best_score = value
                     result.best_theta = theta + sign * noise * dirs[k]
-                    result.found_at = it
+                    result.found_at = it + 1
         spread = float(np.std(plus + minus)) or 1.0
         theta = theta + settings.step * params.scale / (settings.pairs * spread) * np.einsum(
             "k,kn->n", np.asarray(plus) - np.asarray(minus), dirs)
-        result.history.append({"iteration": it, "plus": plus, "minus": minus,
+        result.history.append({"iteration": it + 1, "plus": plus, "minus": minus,
                                "best": result.best_score,
                                "seconds": round(time.perf_counter() - start, 1)})
         progress(f"{label}iteration {it + 1}/{settings.iterations}: candidates "
@@ -395,7 +395,7 @@ def write_curves(folder: Path, searches: dict[str, Any]) -> None:
     try:
         for name, found in searches.items():
             for row in found["history"]:
-                step = row["iteration"] + 1
+                step = row["iteration"]
                 if step == 0:
                     writer.add_scalar(f"search/{name}/best", row["score"], 0)
                     writer.add_scalar(f"search/{name}/candidates", row["score"], 0)
