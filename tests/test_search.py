@@ -142,3 +142,16 @@ def test_task_search_changes_only_its_own_task(tmp_path, cli):
 
     one_line_error(cli("search", run, "--out", tmp_path / "z", "--space", "task", "--tasks",
                        "obstacle_penalty_kick"), "obstacle_penalty_kick", "the run's tasks")
+
+
+def test_a_worker_stops_when_its_search_is_gone(monkeypatch, capsys):
+    import os
+
+    from soccerlab.training import search
+
+    exits = []
+    monkeypatch.setattr(os, "_exit", lambda code: exits.append(code))
+    search.worker_progress(os.getppid(), "iteration 1/2")
+    assert exits == [] and "iteration 1/2" in capsys.readouterr().out
+    search.worker_progress(os.getppid() + 100000, "iteration 2/2")  # not our parent any more
+    assert exits == [1]

@@ -300,9 +300,18 @@ def _task_worker(target: str, walker: str | None, trust_pickle: bool, task: str,
     torch.set_num_threads(1)
     loaded, cfg = _prepare(Path(target), walker, trust_pickle)
     isolate_tasks(loaded.model, loaded.vecnorm)
+    parent = os.getppid()
     delta, summary = _search_task(loaded.model, loaded.vecnorm, cfg, task, settings,
-                                  lambda line: print(line, flush=True))
+                                  lambda line: worker_progress(parent, line))
     return task, delta, summary
+
+
+def worker_progress(parent: int, line: str) -> None:
+    """Print a worker's progress line, or end the worker when the search that started it is
+    gone (killed: its pool cannot stop it, and it would search on alone for nobody)."""
+    if os.getppid() != parent:
+        os._exit(1)
+    print(line, flush=True)
 
 
 def _search(target: Path, out: Path, settings: SearchSettings, walker: str | None,
