@@ -84,6 +84,15 @@ def save(vecnorm: Any, path: Path) -> None:
         np.savez(f, **arrays)
 
 
+def write_obs_mean(path: Path, mean: np.ndarray) -> None:
+    """Replace the observation mean in ``save``'s file ``path``, everything else kept."""
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["obs_mean"] = np.asarray(mean, dtype=arrays["obs_mean"].dtype)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
 def from_vecnormalize(vecnorm: Any) -> ObsNormalizer:
     """The observation part of a ``VecNormalize`` (copies of its statistics)."""
     common = {"epsilon": float(vecnorm.epsilon), "clip_obs": float(vecnorm.clip_obs),

@@ -52,7 +52,7 @@ import torch
 
 from soccerlab.config import Config, config_from_dict
 from soccerlab.errors import UserError
-from soccerlab.runs import VECNORM, VECNORM_NPZ
+from soccerlab.runs import MODEL, VECNORM, VECNORM_NPZ, RunDir
 
 SPACES = ("last-layer", "task")
 #: Default search seeds: well away from the usual evaluation seeds (0-9 and the like).
@@ -421,36 +421,35 @@ def _write_copy(run: Path, out: Path, model_path: Path, model: Any, normalizer: 
     """Copy ``run`` to ``out`` with the searched weights (and, after ``isolate_tasks``, the
     normaliser statistics) in place of the policy model's, built aside and renamed into place,
     so a crash leaves no half-written run."""
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    from soccerlab import normalizer as stats_file
+
+    source, tmp = RunDir(run), RunDir(out.with_name(f".{out.name}.tmp-{os.getpid()}"))
+    shutil.rmtree(tmp.path, ignore_errors=True)
     try:
-        shutil.copytree(run, tmp, ignore=shutil.ignore_patterns("checkpoints", "tb",
-                                                                "submission-*", "report"))
-        relative = model_path.resolve().relative_to(run.resolve())
-        if relative.parts[0] == "checkpoints":  # a run without a final model: not copied
+        shutil.copytree(source.path, tmp.path, ignore=shutil.ignore_patterns(
+            source.checkpoints_dir.name, source.tb_dir.name, "submission-*", "report"))
+        relative = model_path.resolve().relative_to(source.path.resolve())
+        if relative.parts[0] == source.checkpoints_dir.name:  # no final model: not copied
             if (model_path.parent / VECNORM_NPZ).is_file():
-                shutil.copy2(model_path.parent / VECNORM_NPZ, tmp / VECNORM_NPZ)
-            relative = Path("model.zip")
-        model.save(str(tmp / relative))
+                shutil.copy2(model_path.parent / VECNORM_NPZ, tmp.path / VECNORM_NPZ)
+            relative = Path(MODEL)
+        searched = tmp.path / relative
+        model.save(str(searched))
         # The copy's other final model (root model.zip beside best/) would be the unsearched
         # policy under the searched run's name: drop it.
-        for other in (tmp / "model.zip", tmp / "best" / "model.zip"):
-            if other.is_file() and other != tmp / relative:
+        for other in (tmp.model_file, tmp.best_dir / MODEL):
+            if other.is_file() and other != searched:
                 other.unlink()
-                for stats in (VECNORM_NPZ, VECNORM):  # that model's normaliser, now unused
-                    (other.parent / stats).unlink(missing_ok=True)
-        stats = (tmp / relative).parent / VECNORM_NPZ
+                for name in (VECNORM_NPZ, VECNORM):  # that model's normaliser, now unused
+                    (other.parent / name).unlink(missing_ok=True)
+        stats = searched.parent / VECNORM_NPZ
         if normalizer is not None and getattr(normalizer, "shape", None) and stats.is_file():
-            with np.load(stats, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-            arrays["obs_mean"] = np.asarray(normalizer.mean, dtype=arrays["obs_mean"].dtype)
-            with open(stats, "wb") as f:
-                np.savez(f, **arrays)
+            stats_file.write_obs_mean(stats, normalizer.mean)
             # the pickled copy of the old statistics would now disagree; the npz is what
             # eval, play, export and warm starts read
             (stats.parent / VECNORM).unlink(missing_ok=True)
-        (tmp / "search.json").write_text(json.dumps(result, indent=1) + "\n")
-        write_curves(tmp / "tb", result["searches"])
-        os.replace(tmp, out)
+        (tmp.path / "search.json").write_text(json.dumps(result, indent=1) + "\n")
+        write_curves(tmp.tb_dir, result["searches"])
+        os.replace(tmp.path, out)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp.path, ignore_errors=True)
