@@ -218,6 +218,16 @@ def _with_tasks(cfg: Config, tasks: Sequence[str]) -> Config:
     return config_from_dict(data)
 
 
+def _scorer(params: Params, cfg: Config, predict: Any, seeds: Sequence[int],
+            normalizer: Any) -> Callable[[np.ndarray], float]:
+    """theta -> the deterministic score of the policy with ``params`` set to theta."""
+    def score(theta: np.ndarray) -> float:
+        params.apply(theta)
+        return _evaluate(cfg, predict, seeds, normalizer)["score"]
+
+    return score
+
+
 def _evaluate(cfg: Config, predict: Any, seeds: Sequence[int], normalizer: Any) -> dict[str, Any]:
     """Overall score and (soccer) the per-task mean scores of deterministic episodes."""
     from soccerlab.evaluation import evaluate_config
@@ -280,14 +290,9 @@ def _search_task(model: Any, normalizer: Any, cfg: Config, task: str, settings: 
     """One task's search on an isolated policy (``isolate_tasks``): (best delta, summary)."""
     from soccerlab.evaluation import model_predictor
 
-    predict = model_predictor(model, deterministic=True)
     params = task_shift(model, normalizer, task)
-    one = _with_tasks(cfg, [task])
-
-    def score(theta: np.ndarray) -> float:
-        params.apply(theta)
-        return _evaluate(one, predict, settings.seeds, normalizer)["score"]
-
+    score = _scorer(params, _with_tasks(cfg, [task]), model_predictor(model, deterministic=True),
+                    settings.seeds, normalizer)
     found = random_search(score, params, settings, _task_rng(settings, task), progress,
                           label=f"{task}: ")
     params.apply(params.theta0)
@@ -342,11 +347,7 @@ def _search(target: Path, out: Path, settings: SearchSettings, walker: str | Non
 
     if settings.space == "last-layer":
         params = last_layer(model)
-
-        def score(theta: np.ndarray) -> float:
-            params.apply(theta)
-            return _evaluate(cfg, predict, settings.seeds, normalizer)["score"]
-
+        score = _scorer(params, cfg, predict, settings.seeds, normalizer)
         found = random_search(score, params, settings, np.random.default_rng(settings.seed),
                               progress)
         params.apply(found.best_theta)
