@@ -2,6 +2,8 @@
 
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,15 @@ def test_every_command_documents_its_flags(cli, command):
                  "eval": ["--episodes", "--seeds", "--deterministic", "--stochastic", "--json", "--env"],
                  "play": ["--episodes", "--video", "--seed", "--stochastic"]}[command]:
         assert flag in res.out
+
+
+def test_the_command_line_starts_without_torch():
+    """Building the parser (every --help) must not import torch: that alone costs seconds.
+    The search's defaults, shown in its --help, come from a module kept light for this."""
+    code = ("import sys; from soccerlab.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'stable_baselines3', 'mujoco') if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize(

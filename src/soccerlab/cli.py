@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from soccerlab import __version__
 from soccerlab.errors import UserError
+from soccerlab.training.search_settings import SPACES, SearchSettings
 
 if TYPE_CHECKING:
     from soccerlab.training.trainer import TrainResult
@@ -25,6 +26,10 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+#: ``soccerlab search``'s defaults, shown in its --help.
+_SEARCH = SearchSettings()
 
 
 def _seeds(text: str) -> list[int]:
@@ -165,24 +170,28 @@ def build_parser() -> argparse.ArgumentParser:
                                    "search.json to --out; prints the folder last.")
     p.add_argument("target", metavar="RUN", help="a run directory (PPO or A2C)")
     p.add_argument("--out", metavar="DIR", required=True, help="the new run folder to write")
-    p.add_argument("--space", choices=("last-layer", "task"), default="last-layer",
-                   help="what to search (default last-layer)")
+    p.add_argument("--space", choices=SPACES, default=_SEARCH.space,
+                   help=f"what to search (default {_SEARCH.space})")
     p.add_argument("--tasks", metavar="T1,T2",
                    help="--space task: the tasks to search (default: all the run's)")
-    p.add_argument("--seeds", type=_seeds, metavar="1000,1001",
-                   help="seeds that score each candidate (default 1000-1004; the report uses "
-                        "the run's eval seeds)")
-    p.add_argument("--iterations", type=_positive, default=10, help="iterations (default 10)")
-    p.add_argument("--pairs", type=_positive, default=4,
-                   help="antithetic pairs per iteration (default 4)")
-    p.add_argument("--noise", type=float, default=None,
-                   help="perturbation size (default: 0.02 of the weights' std for last-layer, "
-                        "0.02 pre-activation units for task)")
-    p.add_argument("--step", type=float, default=None, help="step size, same units (default 0.01)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the search directions (default 0)")
-    p.add_argument("--jobs", type=_positive, default=1, metavar="K",
-                   help="--space task: search K tasks at once, one process each (default 1; "
-                        "the result is the same)")
+    p.add_argument("--seeds", type=_seeds, metavar="1000,1001", default=list(_SEARCH.seeds),
+                   help="seeds that score each candidate (default "
+                        f"{','.join(map(str, _SEARCH.seeds))}; the report uses the run's eval "
+                        "seeds)")
+    p.add_argument("--iterations", type=_positive, default=_SEARCH.iterations,
+                   help=f"iterations (default {_SEARCH.iterations})")
+    p.add_argument("--pairs", type=_positive, default=_SEARCH.pairs,
+                   help=f"antithetic pairs per iteration (default {_SEARCH.pairs})")
+    p.add_argument("--noise", type=float, default=_SEARCH.noise,
+                   help=f"perturbation size (default {_SEARCH.noise}: relative to the weights' "
+                        "std for last-layer, in pre-activation units for task)")
+    p.add_argument("--step", type=float, default=_SEARCH.step,
+                   help=f"step size, same units (default {_SEARCH.step})")
+    p.add_argument("--seed", type=int, default=_SEARCH.seed,
+                   help=f"seed of the search directions (default {_SEARCH.seed})")
+    p.add_argument("--jobs", type=_positive, default=_SEARCH.jobs, metavar="K",
+                   help=f"--space task: search K tasks at once, one process each (default "
+                        f"{_SEARCH.jobs}; the result is the same)")
     p.add_argument("--walker", metavar="PATH", help="soccer walker control: use this walker file")
     _add_trust_arg(p, "read a run whose pickles soccerlab did not write on this machine")
     p.set_defaults(fn=cmd_search)
@@ -358,14 +367,13 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from soccerlab.training.search import DEFAULT_SEEDS, SearchSettings, search_run
+    from soccerlab.training.search import search_run
 
     settings = SearchSettings(
         space=args.space,
         tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()) if args.tasks else None,
-        seeds=tuple(args.seeds or DEFAULT_SEEDS), iterations=args.iterations, pairs=args.pairs,
-        noise=0.02 if args.noise is None else args.noise,
-        step=0.01 if args.step is None else args.step, seed=args.seed, jobs=args.jobs)
+        seeds=tuple(args.seeds), iterations=args.iterations, pairs=args.pairs, noise=args.noise,
+        step=args.step, seed=args.seed, jobs=args.jobs)
     result = search_run(args.target, args.out, settings, args.walker, args.trust_pickle,
                         progress=lambda line: print(line, flush=True))
     for task in result["before"]["tasks"]:

@@ -53,23 +53,7 @@ import torch
 from soccerlab.config import Config, config_from_dict
 from soccerlab.errors import UserError
 from soccerlab.runs import MODEL, VECNORM, VECNORM_NPZ, RunDir
-
-SPACES = ("last-layer", "task")
-#: Default search seeds: well away from the usual evaluation seeds (0-9 and the like).
-DEFAULT_SEEDS = (1000, 1001, 1002, 1003, 1004)
-
-
-@dataclass(frozen=True)
-class SearchSettings:
-    space: str = "last-layer"
-    tasks: tuple[str, ...] | None = None  # task space: the tasks to search (default: all)
-    seeds: tuple[int, ...] = DEFAULT_SEEDS
-    iterations: int = 10
-    pairs: int = 4
-    noise: float = 0.02
-    step: float = 0.01
-    seed: int = 0
-    jobs: int = 1  # task space: tasks searched at once, one process each
+from soccerlab.training.search_settings import SPACES, SearchSettings
 
 
 @dataclass
