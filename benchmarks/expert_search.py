@@ -1,14 +1,14 @@
 """Grid search over the striker expert's settings on one task (fast backend, one env per
 setting and seed, all in one batch). Prints the settings sorted by mean score as JSON lines.
 
-The tuned ``TASK_PARAMS`` in ``soccerlab.imitation.experts`` came from searches like these
+The tuned ``TASK_PARAMS`` (and ``FAST_TASK_PARAMS``) in ``soccerlab.imitation.experts`` came from searches like these
 (docs/results.md lists the grids), e.g. goalie:
 
     PYTHONPATH=src python benchmarks/expert_search.py --task goalie_penalty_kick --seeds 0 \\
         --grid speed=0.9,0.925,0.95,0.975 aim_y=-0.6,-0.55,-0.5,-0.45 \\
         wait=44,47,50,53,56 behind=0.45,0.5,0.55
 
-Settings not in ``--grid`` keep the task's tuned values.
+Settings not in ``--grid`` keep the task's tuned values (for the walker's command ranges).
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from soccerlab.envs.soccer import SoccerSpec, WalkerSpec
+from soccerlab.envs.soccer import SoccerSpec, WalkerSpec, load_walker
 from soccerlab.envs.soccer.batch import SoccerBatch
-from soccerlab.imitation.experts import EXPERT_INFO_KEYS, TASK_PARAMS, StrikerExpert, StrikerParams
+from soccerlab.imitation.commands import parse_command_ranges
+from soccerlab.imitation.experts import EXPERT_INFO_KEYS, StrikerExpert, StrikerParams, task_params
 
 DEFAULT_WALKER = (
     Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "walker" / "booster_gym_T1.pt"
@@ -64,6 +65,8 @@ def main() -> None:
     parser.add_argument("--grid", nargs="+", default=[], metavar="NAME=V1,V2",
                         help=f"StrikerParams fields: {', '.join(f.name for f in fields(StrikerParams))}")
     parser.add_argument("--walker", default=str(DEFAULT_WALKER))
+    parser.add_argument("--command-range", action="append", default=[], metavar="AXIS=LOW,HIGH",
+                        help="walker command range other than the YAML's, e.g. vx=-1,1.5")
     parser.add_argument("--max-steps", type=int, default=None)
     parser.add_argument("--top", type=int, default=15, help="settings to print")
     args = parser.parse_args()
@@ -76,13 +79,14 @@ def main() -> None:
             parser.error(f"unknown setting {name!r}")
         cast = str if name == "aim" else (int if name == "wait" else float)
         axes[name] = [cast(v) for v in values.split(",")]
-    base = TASK_PARAMS[args.task]
+    walker = WalkerSpec(str(Path(args.walker).resolve()),
+                        command_ranges=parse_command_ranges(args.command_range) or None)
+    base = task_params(args.task, load_walker(walker).config.command_ranges)
     settings = [replace(base, **dict(zip(axes, combo, strict=True)))
                 for combo in itertools.product(*axes.values())]
     seeds = [int(s) for s in args.seeds.split(",")]
     start = time.perf_counter()
-    records = play(args.task, settings, seeds, WalkerSpec(str(Path(args.walker).resolve())),
-                   args.max_steps)
+    records = play(args.task, settings, seeds, walker, args.max_steps)
     rows = []
     for k, p in enumerate(settings):
         recs = records[k * len(seeds):(k + 1) * len(seeds)]

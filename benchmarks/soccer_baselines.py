@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from soccerlab.envs.soccer import COMPETITION_TASKS, SoccerSpec, WalkerSpec, load_walker
+from soccerlab.imitation.commands import parse_command_ranges
 from soccerlab.imitation.experts import make_expert
 from soccerlab.imitation.record import ExpertPolicy, record_task
 
@@ -55,6 +56,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=10, help="episodes (seeds) per task")
     parser.add_argument("--walker", default=str(DEFAULT_WALKER), help="walker .pt (YAML next to it)")
+    parser.add_argument("--command-range", action="append", default=[], metavar="AXIS=LOW,HIGH",
+                        help="walker command range other than the YAML's, e.g. vx=-1,1.5")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
     parser.add_argument("--policies", default=",".join(POLICIES),
                         help=f"comma-separated, from {', '.join(POLICIES)}")
@@ -64,7 +67,8 @@ def main() -> None:
     parser.add_argument("--n-envs", type=int, default=10, help="episodes played at once")
     args = parser.parse_args()
     torch.set_num_threads(1)  # one small MLP per 10 env steps: threads only add overhead
-    walker = WalkerSpec(str(Path(args.walker).resolve()))
+    walker = WalkerSpec(str(Path(args.walker).resolve()),
+                        command_ranges=parse_command_ranges(args.command_range) or None)
     ranges = load_walker(walker).config.command_ranges
     start_all = time.perf_counter()
     result: dict[str, object] = {"seeds": list(range(args.seed, args.seed + args.episodes))}

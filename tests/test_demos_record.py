@@ -11,6 +11,7 @@ from soccerlab.errors import UserError
 from soccerlab.imitation.demos import load_demos
 from soccerlab.imitation.experts import (
     EXPERTS,
+    FAST_TASK_PARAMS,
     TASK_PARAMS,
     StrikerParams,
     make_expert,
@@ -93,6 +94,22 @@ def test_striker_stops_at_the_target():
     assert abs(cmd[0]) < 0.3
 
 
+def test_striker_uses_its_fast_settings_only_where_the_walker_can_go_that_fast():
+    from soccerlab.imitation.experts import FAST_VX
+
+    assert 1.0 < FAST_TASK_PARAMS["goalie_penalty_kick"].speed <= FAST_VX
+    tasks = ["goalie_penalty_kick", "obstacle_penalty_kick", "kick_to_target"]
+    stock = make_expert("striker", tasks, RANGES)
+    assert stock.params == [TASK_PARAMS[t] for t in tasks]
+    wide = RANGES.copy()
+    wide[0, 1] = FAST_VX
+    assert make_expert("striker", tasks, wide).params == [
+        FAST_TASK_PARAMS["goalie_penalty_kick"], FAST_TASK_PARAMS["obstacle_penalty_kick"],
+        TASK_PARAMS["kick_to_target"]]
+    wide[0, 1] = FAST_VX - 0.01  # not quite fast enough: the stock settings
+    assert make_expert("striker", tasks, wide).params == stock.params
+
+
 # ------------------------------------------------------------------------------ the CLI
 @pytest.fixture(scope="module")
 def walker(tmp_path_factory):
@@ -154,6 +171,17 @@ def test_record_is_deterministic_and_filters_by_score(recorded, walker, tmp_path
                                   full.observations[full.episode == e_full])
 
 
+def test_record_with_a_wider_command_range(walker, tmp_path, cli):
+    out = tmp_path / "fast.npz"
+    r = cli("demos", "record", "striker", "--tasks", "goalie_penalty_kick", "--episodes", "1",
+            "--max-steps", "100", "--walker", walker, "--command-range", "vx=-1,1.5",
+            "--command-range", "yaw=-0.5,0.5", "--out", out)
+    assert r.code == 0, r.err
+    # vx and yaw as given; vy stays the fixture YAML's
+    np.testing.assert_allclose(load_demos(out).command_ranges,
+                               [[-1.0, 1.5], [-0.5, 0.5], [-0.5, 0.5]])
+
+
 def test_info(recorded, cli):
     r = cli("demos", "info", recorded)
     assert r.code == 0, r.err
@@ -176,6 +204,12 @@ def test_refuses_to_overwrite(recorded, walker, cli):
     (["record", "striker", "--tasks", "goalie", "--out", "x.npz", "--walker", "WALKER"],
      "goalie"),
     (["record", "striker", "--episodes", "0", "--out", "x.npz"], "positive"),
+    (["record", "striker", "--out", "x.npz", "--walker", "WALKER", "--command-range", "vx=1"],
+     "AXIS=LOW,HIGH"),
+    (["record", "striker", "--out", "x.npz", "--walker", "WALKER", "--command-range",
+      "speed=-1,1"], "unknown walker command axes"),
+    (["record", "striker", "--out", "x.npz", "--walker", "WALKER", "--command-range",
+      "vx=0.5,1"], "low <= 0"),
     (["info", "missing.npz"], "not found"),
     (["import-mocap", "missing.npz", "--task", "kick_to_target", "--out", "x.npz"],
      "not found"),

@@ -63,6 +63,10 @@ def add_demos_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> N
     p.add_argument("--out", required=True, metavar="FILE.npz", help="the dataset to write")
     p.add_argument("--walker", metavar="PATH",
                    help="walker .pt (YAML next to it); required for experts, replaces a run's")
+    p.add_argument("--command-range", action="append", default=[], metavar="AXIS=LOW,HIGH",
+                   help="experts: a walker command range other than the YAML's, e.g. "
+                        "vx=-1,1.5 (m/s; axes vx, vy, yaw; repeatable). It must match the "
+                        "config's env.walker.command_ranges that will learn from the demos")
     p.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
     p.add_argument("--min-score", type=float, metavar="X",
                    help="keep only episodes whose competition score is at least X")
@@ -107,14 +111,28 @@ def add_demos_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> N
     p.set_defaults(fn=cmd_import_mocap)
 
 
-def _walker_spec(path: str):
+def parse_command_ranges(items: list[str]) -> dict[str, tuple[float, float]]:
+    """``["vx=-1,1.5", ...]`` -> ``{"vx": (-1.0, 1.5)}`` (``--command-range``)."""
+    ranges: dict[str, tuple[float, float]] = {}
+    for item in items:
+        axis, _, values = item.partition("=")
+        try:
+            low, high = (float(v) for v in values.split(","))
+        except ValueError:
+            raise UserError(f"--command-range: expected AXIS=LOW,HIGH like vx=-1,1.5, got "
+                            f"{item!r}") from None
+        ranges[axis.strip()] = (low, high)
+    return ranges
+
+
+def _walker_spec(path: str, command_ranges: list[str] | None = None):
     from soccerlab.envs.soccer.behaviour.walker_load import WalkerSpec
 
     if not path.startswith("hf://"):
         if not Path(path).is_file():
             raise UserError(f"walker not found: {path}")
         path = str(Path(path).resolve())
-    return WalkerSpec(path)
+    return WalkerSpec(path, command_ranges=parse_command_ranges(command_ranges or []) or None)
 
 
 def cmd_record(args: argparse.Namespace) -> int:
@@ -131,7 +149,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     if args.source in EXPERTS:
         if not args.walker:
             raise UserError(f"expert '{args.source}' plays under walker control: pass --walker PATH")
-        walker = _walker_spec(args.walker)
+        walker = _walker_spec(args.walker, args.command_range)
         tasks = tasks or list(COMPETITION_TASKS)
         spec = SoccerSpec(tasks[0], control="walker", walker=walker, backend="fast",
                           observation=args.frame or "world", reward=args.reward or "env")
@@ -156,6 +174,9 @@ def cmd_record(args: argparse.Namespace) -> int:
         changes: dict[str, Any] = {"backend": "sai" if spec.env_kwargs else "fast"}
         if args.reward:
             changes["reward"] = args.reward
+        if args.command_range:
+            raise UserError("--command-range is for experts: a run records with its own "
+                            "walker's ranges")
         if args.walker:
             if spec.control != "walker":
                 raise UserError("--walker: the run uses torque control")

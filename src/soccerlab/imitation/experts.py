@@ -14,7 +14,9 @@ backend, see ``docs/results.md``):
 
 - goalie / penalty kick: the goal, at ``aim_y`` metres off its centre, pushing at
   ``speed`` after ``wait`` decisions (the keeper moves on a fixed schedule: start time and
-  aim decide whether the ball gets past it, and how fast);
+  aim decide whether the ball gets past it, and how fast); with a walker allowed to go
+  faster than 1 m/s (``FAST_TASK_PARAMS``), goalie pushes at 1.45 m/s and obstacle starts
+  earlier;
 - obstacle: a ground ball crossing the goal line anywhere but on the raised target is -3, so
   the expert stands behind the ball and times the push (``wait``) to end the episode with the
   ball still in the field and rolling fast toward the goal;
@@ -112,6 +114,26 @@ TASK_PARAMS: dict[str, StrikerParams] = {
     "obstacle_penalty_kick": StrikerParams(aim="goal", aim_y=0.0, speed=1.0, wait=330),
     "kick_to_target": StrikerParams(aim="target", speed=0.8, behind=0.65),
 }
+
+
+#: The striker's settings for walkers allowed to walk forward at ``FAST_VX`` m/s or more
+#: (``walker.command_ranges: {vx: [-1, 1.5]}``; the YAML's range stops at 1 m/s). The T1 walker
+#: runs at 1.5 m/s without falling: goalie's ball then crosses faster, and obstacle's push,
+#: no longer clipped at 1 m/s while it corrects sideways, needs another start.
+#: kick_to_target keeps its setting (docs/results.md, "A faster walker").
+FAST_VX = 1.5
+FAST_TASK_PARAMS: dict[str, StrikerParams] = {
+    "goalie_penalty_kick": StrikerParams(aim="goal", aim_y=-0.5, speed=1.45, wait=52,
+                                         behind=0.55),
+    "obstacle_penalty_kick": StrikerParams(aim="goal", aim_y=0.0, speed=1.0, wait=310),
+}
+
+
+def task_params(task: str, command_ranges: np.ndarray) -> StrikerParams:
+    """The striker's tuned settings for ``task`` with a walker of these command ranges."""
+    if task in FAST_TASK_PARAMS and np.asarray(command_ranges)[0, 1] >= FAST_VX:
+        return FAST_TASK_PARAMS[task]
+    return TASK_PARAMS[task]
 
 
 def striker_command(arrays: Mapping[str, np.ndarray], params: Sequence[StrikerParams],
@@ -222,8 +244,9 @@ class ChaseExpert(Expert):
 class StrikerExpert(Expert):
     """Line up behind the ball toward the task's aim point, then push (``striker_command``).
 
-    ``params`` overrides the tuned ``TASK_PARAMS``: one ``StrikerParams`` for every env, or a
-    list with one per env (parameter searches run one setting per env)."""
+    ``params`` overrides the tuned settings (``task_params``: ``TASK_PARAMS``, or
+    ``FAST_TASK_PARAMS`` where the walker's range allows): one ``StrikerParams`` for every env,
+    or a list with one per env (parameter searches run one setting per env)."""
 
     name = "striker"
 
@@ -232,7 +255,7 @@ class StrikerExpert(Expert):
                  **overrides: Any) -> None:
         super().__init__(tasks, command_ranges)
         if params is None:
-            plist = [TASK_PARAMS[t] for t in self.tasks]
+            plist = [task_params(t, self.ranges) for t in self.tasks]
         elif isinstance(params, StrikerParams):
             plist = [params] * self.n
         else:
