@@ -1,8 +1,9 @@
 """Grid search over the striker expert's settings on one task (fast backend, one env per
 setting and seed, all in one batch). Prints the settings sorted by mean score as JSON lines.
 
-The tuned ``TASK_PARAMS`` (and ``FAST_TASK_PARAMS``) in ``soccerlab.imitation.experts`` came from searches like these
-(docs/results.md lists the grids), e.g. goalie:
+The tuned ``TASK_PARAMS`` (and ``FAST_TASK_PARAMS``, with ``--command-range vx=-1,1.5``) in
+``soccerlab.imitation.experts`` came from searches like these (docs/results.md lists the
+grids), e.g. goalie:
 
     PYTHONPATH=src python benchmarks/expert_search.py --task goalie_penalty_kick --seeds 0 \\
         --grid speed=0.9,0.925,0.95,0.975 aim_y=-0.6,-0.55,-0.5,-0.45 \\

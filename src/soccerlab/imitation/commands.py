@@ -65,7 +65,7 @@ def add_demos_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> N
                    help="walker .pt (YAML next to it); required for experts, replaces a run's")
     p.add_argument("--command-range", action="append", default=[], metavar="AXIS=LOW,HIGH",
                    help="experts: a walker command range other than the YAML's, e.g. "
-                        "vx=-1,1.5 (m/s; axes vx, vy, yaw; repeatable). It must match the "
+                        "vx=-1,1.5 (axes vx, vy in m/s, yaw in rad/s; repeatable). It must match the "
                         "config's env.walker.command_ranges that will learn from the demos")
     p.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
     p.add_argument("--min-score", type=float, metavar="X",

@@ -14,14 +14,16 @@ backend, see ``docs/results.md``):
 
 - goalie / penalty kick: the goal, at ``aim_y`` metres off its centre, pushing at
   ``speed`` after ``wait`` decisions (the keeper moves on a fixed schedule: start time and
-  aim decide whether the ball gets past it, and how fast); with a walker allowed to go
-  faster than 1 m/s (``FAST_TASK_PARAMS``), goalie pushes at 1.45 m/s and obstacle starts
-  earlier;
+  aim decide whether the ball gets past it, and how fast);
 - obstacle: a ground ball crossing the goal line anywhere but on the raised target is -3, so
   the expert stands behind the ball and times the push (``wait``) to end the episode with the
   ball still in the field and rolling fast toward the goal;
 - kick_to_target: the target (``stop_radius`` and ``slow_radius`` can stop or slow the push
   near it; the tuned setting uses neither).
+
+A walker whose forward range reaches ``FAST_VX`` (1.5 m/s; the YAML stops at 1) gets the
+settings in ``FAST_TASK_PARAMS`` instead: goalie pushes at 1.45 m/s, and obstacle starts its
+push at another decision (``task_params`` picks).
 
 ``chase`` (turn toward the ball and walk into it) stays in the registry. ``EXPERTS`` lists the
 names; ``make_expert(name, tasks, command_ranges)`` builds one for N envs with the given tasks.
@@ -118,7 +120,7 @@ TASK_PARAMS: dict[str, StrikerParams] = {
 
 #: The striker's settings for walkers allowed to walk forward at ``FAST_VX`` m/s or more
 #: (``walker.command_ranges: {vx: [-1, 1.5]}``; the YAML's range stops at 1 m/s). The T1 walker
-#: runs at 1.5 m/s without falling: goalie's ball then crosses faster, and obstacle's push,
+#: pushes at 1.45 m/s without falling: goalie's ball then crosses faster, and obstacle's push,
 #: no longer clipped at 1 m/s while it corrects sideways, needs another start.
 #: kick_to_target keeps its setting (docs/results.md, "A faster walker").
 FAST_VX = 1.5
