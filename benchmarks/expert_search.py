@@ -27,7 +27,7 @@ import torch
 
 from soccerlab.envs.soccer import SoccerSpec, WalkerSpec, load_walker
 from soccerlab.envs.soccer.batch import SoccerBatch
-from soccerlab.imitation.commands import parse_command_ranges
+from soccerlab.envs.soccer.behaviour.walker_load import parse_command_ranges
 from soccerlab.imitation.experts import EXPERT_INFO_KEYS, StrikerExpert, StrikerParams, task_params
 
 DEFAULT_WALKER = (

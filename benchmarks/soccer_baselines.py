@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from soccerlab.envs.soccer import COMPETITION_TASKS, SoccerSpec, WalkerSpec, load_walker
-from soccerlab.imitation.commands import parse_command_ranges
+from soccerlab.envs.soccer.behaviour.walker_load import parse_command_ranges
 from soccerlab.imitation.experts import make_expert
 from soccerlab.imitation.record import ExpertPolicy, record_task
 

@@ -111,22 +111,8 @@ def add_demos_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> N
     p.set_defaults(fn=cmd_import_mocap)
 
 
-def parse_command_ranges(items: list[str]) -> dict[str, tuple[float, float]]:
-    """``["vx=-1,1.5", ...]`` -> ``{"vx": (-1.0, 1.5)}`` (``--command-range``)."""
-    ranges: dict[str, tuple[float, float]] = {}
-    for item in items:
-        axis, _, values = item.partition("=")
-        try:
-            low, high = (float(v) for v in values.split(","))
-        except ValueError:
-            raise UserError(f"--command-range: expected AXIS=LOW,HIGH like vx=-1,1.5, got "
-                            f"{item!r}") from None
-        ranges[axis.strip()] = (low, high)
-    return ranges
-
-
 def _walker_spec(path: str, command_ranges: list[str] | None = None):
-    from soccerlab.envs.soccer.behaviour.walker_load import WalkerSpec
+    from soccerlab.envs.soccer.behaviour.walker_load import WalkerSpec, parse_command_ranges
 
     if not path.startswith("hf://"):
         if not Path(path).is_file():

@@ -175,3 +175,18 @@ def merge_command_ranges(base: np.ndarray, given: Mapping[str, tuple[float, floa
         raise UserError(f"walker command_ranges must be (low <= 0, high >= 0) pairs, got "
                         f"{dict(given)}")
     return ranges
+
+
+def parse_command_ranges(items: list[str]) -> dict[str, tuple[float, float]]:
+    """``["vx=-1,1.5", ...]`` -> ``{"vx": (-1.0, 1.5)}`` (the ``--command-range`` flags); the axes
+    are checked where the ranges are merged (``merge_command_ranges``)."""
+    ranges: dict[str, tuple[float, float]] = {}
+    for item in items:
+        axis, _, values = item.partition("=")
+        try:
+            low, high = (float(v) for v in values.split(","))
+        except ValueError:
+            raise UserError(f"--command-range: expected AXIS=LOW,HIGH like vx=-1,1.5, got "
+                            f"{item!r}") from None
+        ranges[axis.strip()] = (low, high)
+    return ranges
