@@ -115,6 +115,26 @@ def test_demos_round_trip_without_pickle(demo_files):
     assert 0 < kept.n_episodes < demos.n_episodes and kept.episode.max() == kept.n_episodes - 1
 
 
+def test_a_policy_reads_demos_with_the_configs_hidden_blocks(demo_files):
+    """``env.hide`` applies to stored demos as to the env: kick_to_target rows lose their
+    target, goalie rows keep everything; the stored arrays are untouched."""
+    from soccerlab.envs.soccer.behaviour.observation import observation_slices
+
+    demos = load_demos(demo_files[0])
+    hide = {"kick_to_target": ["target_xpos_rel_robot"]}
+    block = observation_slices()["target_xpos_rel_robot"]
+    kick = np.array(demos.tasks)[demos.task_index] == "kick_to_target"
+    assert kick.any() and (~kick).any()
+    assert np.abs(demos.observations[kick, block]).max() > 1.0
+    for seen, stored in ((demos.policy_observations(None, hide), demos.observations),
+                         (demos.policy_next_observations(None, hide), demos.next_observations)):
+        np.testing.assert_array_equal(seen[kick, block], 0.0)
+        np.testing.assert_array_equal(seen[~kick], stored[~kick])
+        np.testing.assert_array_equal(np.delete(seen[kick], block, axis=1),
+                                      np.delete(stored[kick], block, axis=1))
+    assert np.abs(demos.observations[kick, block]).max() > 1.0
+
+
 def test_bc_imitates_and_rl_warm_starts_with_its_normalizer(tmp_path, cli, walker, demo_files):
     from soccerlab.algos import build_model
     from soccerlab.envs.factory import make_training_env

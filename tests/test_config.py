@@ -105,3 +105,12 @@ def test_config_is_frozen():
     with pytest.raises(pydantic.ValidationError):
         c.env.n_envs = 3  # type: ignore[misc]
     assert isinstance(c, Config)
+
+
+def test_env_hide_is_for_soccer_and_round_trips():
+    assert "env.hide applies to soccer tasks only" in error_of(
+        cfg(env={"id": "Pendulum-v1", "hide": {"kick_to_target": ["defender_xpos"]}}))
+    hide = {"obstacle_penalty_kick": ["target_xpos_rel_robot", "defender_xpos"]}
+    c = config_from_dict({"env": {"tasks": {"obstacle_penalty_kick": 1}, "hide": hide}})
+    assert config_from_dict(c.to_dict()).env.hide == hide
+    assert config_from_dict({"env": {"tasks": {"kick_to_target": 1}}}).env.hide == {}

@@ -218,3 +218,58 @@ def test_heading_frame_rotates_relative_vectors_into_the_robot_frame():
     np.testing.assert_allclose(batch, np.stack([heading, heading]), atol=1e-6)
     with pytest.raises(ValueError, match="frame"):
         Preprocessor(frame="body")
+
+
+def test_hide_zeroes_named_blocks_on_their_task_rows_only():
+    """``hide={1: ...}`` blanks obstacle rows' target and defenders and nothing else; the exported
+    source (SAI builds the class without arguments) carries the same defaults."""
+    from soccerlab.export.build import preprocessor_source
+
+    hide = {1: ("target_xpos_rel_robot", "defender_xpos")}
+    obs, info = fake_step(54, seed=11, n=3)
+    info = {**info, "task_index": np.array([0, 1, 2])}
+    plain = Preprocessor(frame="heading").modify_state(obs, info)
+    hidden = Preprocessor(frame="heading", hide=hide).modify_state(obs, info)
+    sl = observation_slices()
+    blanked = np.zeros(89, dtype=bool)
+    blanked[sl["target_xpos_rel_robot"]] = blanked[sl["defender_xpos"]] = True
+    assert np.all(plain[1, blanked] != 0)  # there was something to hide
+    np.testing.assert_array_equal(hidden[1, blanked], 0.0)
+    np.testing.assert_array_equal(hidden[1, ~blanked], plain[1, ~blanked])
+    np.testing.assert_array_equal(hidden[[0, 2]], plain[[0, 2]])  # goalie, kick_to_target
+    single = Preprocessor(task_index=1, hide=hide).modify_state(obs[0], {
+        k: v[0] for k, v in info.items() if k != "task_index"})
+    np.testing.assert_array_equal(single[blanked], 0.0)
+
+    namespace = {"np": np, "env": object()}
+    source = preprocessor_source("heading", hide)
+    kept = [line for line in source.splitlines() if not re.match(r"\s*(import|from)\s", line)]
+    exec(compile("\n".join(kept), "preprocessor", "exec"), namespace)
+    np.testing.assert_array_equal(namespace["Preprocessor"]().modify_state(obs, info), hidden)
+    assert preprocessor_source("world") == submission_source()
+    with pytest.raises(ValueError, match="unknown observation blocks"):
+        Preprocessor(hide={1: ("defenders",)})
+
+
+def test_hidden_blocks_make_obstacle_starts_alike_and_apply_to_demos():
+    """Obstacle's raised target and defenders move with the seed; hidden, two seeds start from
+    the same observation. Stored demos get the same blocks zeroed when a policy reads them."""
+    from soccerlab.envs.soccer import SoccerSpec
+    from soccerlab.envs.soccer.batch import SoccerBatch
+    from soccerlab.errors import UserError
+
+    hide = {"obstacle_penalty_kick": ["target_xpos_rel_robot", "defender_xpos"]}
+    starts = {}
+    for hidden in (False, True):
+        spec = SoccerSpec("obstacle_penalty_kick", backend="fast", observation="heading",
+                          hide=hide if hidden else {})
+        batch = SoccerBatch(spec, 2)
+        try:
+            starts[hidden] = batch.reset([0, 1])[0]
+        finally:
+            batch.close()
+    assert np.abs(starts[False][0] - starts[False][1]).max() > 0.1
+    np.testing.assert_array_equal(starts[True][0], starts[True][1])
+
+    with pytest.raises(UserError, match="unknown observation block 'defenders'"):
+        SoccerSpec("obstacle_penalty_kick", hide={"obstacle_penalty_kick": ["defenders"]})

@@ -132,6 +132,11 @@ class EnvConfig(_Section):
     reward: Literal["env", "competition", "shaped", "progress"] = Field(
         "env", description="Soccer training reward."
     )
+    hide: dict[str, list[str]] = Field(
+        default_factory=dict, description="Soccer: task -> observation blocks its episodes see "
+        "as zeros, e.g. {obstacle_penalty_kick: [target_xpos_rel_robot, defender_xpos]}; "
+        "export ships the same."
+    )
     walker: WalkerSection | None = Field(None, description="Required by control: walker.")
     kick: KickSection | None = Field(
         None, description="Walker control: a 4th action component triggers a recorded kick."
@@ -162,8 +167,8 @@ class EnvConfig(_Section):
         if self.tasks is None:
             defaults = EnvConfig.model_fields
             for key in ("control", "observation", "time_feature", "reward", "walker", "kick",
-                        "assignment", "backend"):
-                if getattr(self, key) != defaults[key].default:
+                        "assignment", "backend", "hide"):
+                if getattr(self, key) != defaults[key].get_default(call_default_factory=True):
                     raise ValueError(f"env.{key} applies to soccer tasks only (set env.tasks)")
         elif self.control == "walker" and self.walker is None:
             raise ValueError("env.control: walker needs env.walker.path")

@@ -28,6 +28,7 @@ from torch import nn
 
 from soccerlab import runs
 from soccerlab.config import Config, config_from_dict, load_config
+from soccerlab.envs.soccer.spec import hide_by_index
 from soccerlab.errors import UserError
 from soccerlab.export.modules import DeterministicActor, TorqueController, WalkerController
 from soccerlab.loading import LoadedPolicy, load_policy
@@ -92,7 +93,8 @@ def export_run(target: str | Path, out: str | Path | None = None, fmt: str = "to
     module, walker_config = build_module(loaded)
     with runs.atomic_dir(folder) as tmp:
         _save_model(module, tmp / MODEL_FILES[fmt], fmt)
-        (tmp / "preprocessor.py").write_text(preprocessor_source(cfg.env.observation))
+        (tmp / "preprocessor.py").write_text(preprocessor_source(
+            cfg.env.observation, hide_by_index(cfg.env.hide)))
         (tmp / "action_function.py").write_text(action_function_source(cfg.env.control))
         plays = (f"{len(_tasks(cfg))} task(s) x seeds {list(cfg.eval.seeds)} x "
                  f"{check_episodes(cfg)} episode(s)")
@@ -209,17 +211,20 @@ def _save_model(module: nn.Module, path: Path, fmt: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def preprocessor_source(frame: str) -> str:
+def preprocessor_source(frame: str, hide: dict[int, tuple[str, ...]] | None = None) -> str:
     """``preprocessor.py``: soccerlab's SAI ``Preprocessor`` (class first, NumPy only) with the
-    run's observation frame as its default."""
+    run's observation frame and hidden blocks (one-hot index -> block names) as its defaults:
+    SAI constructs it without arguments."""
     from soccerlab.envs.soccer import submission_source
 
     source = submission_source()
-    pattern = re.compile(r'(def __init__\(self, task_index=None, frame=)"world"(\):)')
-    if frame != "world":
-        source, n = pattern.subn(rf'\1"{frame}"\2', source)
-        if n != 1:
-            raise RuntimeError("cannot set the Preprocessor's default frame in submission.py")
+    if frame == "world" and not hide:
+        return source
+    pattern = re.compile(r'def __init__\(self, task_index=None, frame="world", hide=None\):')
+    defaults = f'def __init__(self, task_index=None, frame="{frame}", hide={dict(hide or {})!r}):'
+    source, n = pattern.subn(lambda _: defaults, source)
+    if n != 1:
+        raise RuntimeError("cannot set the Preprocessor's defaults in submission.py")
     return source
 
 
@@ -401,7 +406,7 @@ def _manifest(loaded: LoadedPolicy, run: Path, fmt: str, reference: dict[str, An
         "action_function": "action_function.py",
         "algorithm": cfg.algo.name,
         "tasks": list(reference["scores"]),
-        "observation": {"frame": env.observation, "size": 89,
+        "observation": {"frame": env.observation, "size": 89, "hide": dict(env.hide),
                         "time_feature": (None if not env.time_feature else
                                          {"time_limit": time_limit(cfg)})},
         "control": env.control,

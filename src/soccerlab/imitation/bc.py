@@ -145,7 +145,8 @@ class BCTrainer(Trainer):
         self.demos = demos
         self.held_out = held_out_episodes(demos.n_episodes, bc.validation_fraction,
                                           self.cfg.experiment.seed)
-        self.observations = demos.policy_observations(demo_time_limit(self.cfg, self.venv))
+        self.observations = demos.policy_observations(demo_time_limit(self.cfg, self.venv),
+                                                     self.cfg.env.hide)
         self.targets = demos.policy_actions(self.cfg.env.control)
 
     def _learn(self) -> TrainResult:
@@ -256,7 +257,7 @@ class BCTrainer(Trainer):
             self.held_out = np.concatenate([self.held_out, held])
             self.demos = self.demos.concat(played)
             self.observations = self.demos.policy_observations(
-                demo_time_limit(self.cfg, self.venv))
+                demo_time_limit(self.cfg, self.venv), self.cfg.env.hide)
             self.targets = self.demos.policy_actions(self.cfg.env.control)
         return {"transitions": int(played.n) if label else 0, "scores": scores,
                 "mean_score": mean}

@@ -104,7 +104,7 @@ def bc_term_callback(cfg: Config, venv: Any) -> tuple[BCTerm, str]:
     if spec.min_score is not None:
         demos = demos.select_episodes(demos.episode_score > spec.min_score)
     check_demos(cfg, demos, walker_ranges(venv))
-    obs = demos.policy_observations(demo_time_limit(cfg, venv))
+    obs = demos.policy_observations(demo_time_limit(cfg, venv), cfg.env.hide)
     term = BCTerm(obs, demos.policy_actions(cfg.env.control), spec.learning_rate, spec.until,
                   spec.batch_size, spec.steps, cfg.experiment.seed)
     return term, (f"bc term: {demos.n} demo transitions from {spec.demos}, learning rate "

@@ -46,6 +46,7 @@ when it has one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -146,22 +147,35 @@ class Demos:
                             "control policy cannot imitate them")
         return self.commands if control == "walker" else self.actions
 
-    def policy_observations(self, time_limit: int | None = None) -> np.ndarray:
+    def policy_observations(self, time_limit: int | None = None,
+                            hide: Mapping[str, Sequence[str]] | None = None) -> np.ndarray:
         """``observations``, with the time feature (``steps / time_limit``) appended as a 90th
-        column when ``time_limit`` is given (a config with ``env.time_feature``)."""
-        return self._with_time(self.observations, self.steps, time_limit)
+        column when ``time_limit`` is given (a config with ``env.time_feature``), and the
+        blocks of ``hide`` (a config's ``env.hide``) zeroed on their tasks' rows."""
+        return self._with_time(self._hidden(self.observations, hide), self.steps, time_limit)
 
-    def policy_next_observations(self, time_limit: int | None = None) -> np.ndarray:
+    def policy_next_observations(self, time_limit: int | None = None,
+                                 hide: Mapping[str, Sequence[str]] | None = None) -> np.ndarray:
         """``next_observations`` as ``policy_observations`` gives ``observations``."""
+        nxt_obs = self._hidden(self.next_observations, hide)
         if time_limit is None:
-            return self.next_observations
+            return nxt_obs
         nxt = None
         if self.steps is not None:  # the next row's steps; the episode's length at its end
             nxt = self.episode_length[self.episode].astype(np.int64)
             same = np.zeros(self.n, dtype=bool)
             same[:-1] = (self.episode[1:] == self.episode[:-1]) & ~self.done[:-1]
             nxt[:-1] = np.where(same[:-1], self.steps[1:], nxt[:-1])
-        return self._with_time(self.next_observations, nxt, time_limit)
+        return self._with_time(nxt_obs, nxt, time_limit)
+
+    @staticmethod
+    def _hidden(obs: np.ndarray, hide: Mapping[str, Sequence[str]] | None) -> np.ndarray:
+        if not hide:
+            return obs
+        from soccerlab.envs.soccer.behaviour.submission import Preprocessor
+        from soccerlab.envs.soccer.spec import hide_by_index
+
+        return Preprocessor(hide=hide_by_index(hide)).apply_hide(obs.copy())
 
     def _with_time(self, obs: np.ndarray, steps: np.ndarray | None,
                    time_limit: int | None) -> np.ndarray:

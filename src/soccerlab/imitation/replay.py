@@ -114,8 +114,8 @@ def load_demos_into(model: Any, cfg: Config) -> str:
         rows = np.sort(np.random.default_rng(cfg.experiment.seed).choice(demos.n, cap,
                                                                           replace=False))
     limit = demo_time_limit(cfg, model.get_env())
-    buffer.add_demos(demos.policy_observations(limit)[rows],
-                     demos.policy_next_observations(limit)[rows],
+    buffer.add_demos(demos.policy_observations(limit, cfg.env.hide)[rows],
+                     demos.policy_next_observations(limit, cfg.env.hide)[rows],
                      np.clip(demos.policy_actions(cfg.env.control)[rows], -1.0, 1.0),
                      demos.rewards[rows], demos.terminated[rows])
     share = ("uniform sampling over demos and online transitions" if spec.batch_share is None

@@ -230,8 +230,7 @@ class SoccerBatch:
                                    max_episode_steps=spec.max_episode_steps,
                                    env_kwargs=dict(spec.env_kwargs), **backend_options)
                 self.groups.append(Group(task, index, contiguous(index), sim,
-                                         Preprocessor(task_index=task.onehot_index,
-                                                      frame=spec.observation),
+                                         spec.preprocessor(task.onehot_index),
                                          RewardTracker(spec.reward, [task] * len(index),
                                                        spec.shaping)))
         except BaseException:

@@ -64,6 +64,11 @@ def plan_slots(weights: Mapping[str, float], n_envs: int) -> list[str]:
     return [name for name in names for _ in range(counts[name])]
 
 
+def hide_by_index(hide: Mapping[str, Any]) -> dict[int, tuple[str, ...]]:
+    """``env.hide`` (task -> block names) keyed by one-hot index, as ``Preprocessor`` takes it."""
+    return {get_task(t).onehot_index: tuple(names) for t, names in hide.items() if names}
+
+
 def _choice(what: str, value: str, options: tuple[str, ...]) -> None:
     if value not in options:
         raise UserError(f"unknown {what} '{value}' (choose one of: {', '.join(options)})")
@@ -82,6 +87,8 @@ class SoccerSpec:
             ``"heading"`` (see ``Preprocessor``).
         time_feature: Append the elapsed fraction of the episode (env steps so far / the time
             limit) to the 89 values: the observation has 90. Time is otherwise unobserved.
+        hide: task -> names of observation blocks (``Preprocessor.INFO_LAYOUT``) that the
+            task's episodes see as zeros (``Preprocessor``'s ``hide``).
         walker: Where the walker lives (required for walker control).
         kick: Walker control only: the kick macro a 4th action triggers (``behaviour.kick``).
         shaping: Parameters of the ``shaped``/``progress`` rewards.
@@ -103,10 +110,21 @@ class SoccerSpec:
     env_kwargs: Mapping[str, Any] = field(default_factory=dict)
     camera: CameraSpec | None = None
     kick: KickSpec | None = None
+    hide: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         tasks = {self.tasks: 1.0} if isinstance(self.tasks, str) else self.tasks
         object.__setattr__(self, "tasks", normalize_weights(tasks))
+        object.__setattr__(self, "hide", {get_task(t).name: tuple(names)
+                                          for t, names in dict(self.hide).items()})
+        blocks = [name for name, _ in Preprocessor.INFO_LAYOUT]
+        for task, names in self.hide.items():
+            if get_task(task).onehot_index is None:
+                raise UserError(f"env.hide: task {task} has no one-hot slot to hide blocks by")
+            unknown = [n for n in names if n not in blocks]
+            if unknown:
+                raise UserError(f"env.hide: unknown observation block {unknown[0]!r} "
+                                f"(blocks: {', '.join(blocks)})")
         _choice("control", self.control, CONTROLS)
         _choice("reward mode", self.reward, REWARD_MODES)
         _choice("observation frame", self.observation, OBSERVATION_FRAMES)
@@ -138,7 +156,12 @@ class SoccerSpec:
                    observation=env.observation, time_feature=env.time_feature, walker=walker,
                    shaping=ShapingConfig(**env.shaping.model_dump()), backend=env.backend,
                    max_episode_steps=env.max_episode_steps, env_kwargs=dict(env.kwargs),
-                   kick=kick)
+                   kick=kick, hide={t: tuple(v) for t, v in env.hide.items()})
+
+    def preprocessor(self, task_index: int | None = None) -> Preprocessor:
+        """The ``Preprocessor`` that builds this spec's unified observations."""
+        return Preprocessor(task_index=task_index, frame=self.observation,
+                            hide=hide_by_index(self.hide))
 
     def replace(self, **changes: Any) -> SoccerSpec:
         """A copy with some fields changed (``tasks="kick_to_target"`` for one task)."""

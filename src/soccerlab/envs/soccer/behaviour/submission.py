@@ -33,6 +33,11 @@ class Preprocessor:
     into the robot's heading frame (x forward, y left, z up; yaw from ``robot_quat``), which a
     policy that steers needs: nothing in the world-frame layout tells it which way it faces.
     ``defender_xpos`` holds absolute positions and stays in the world frame.
+
+    ``hide`` maps a task's one-hot index to names of ``INFO_LAYOUT`` blocks that its rows
+    see as zeros, e.g. ``{1: ("target_xpos_rel_robot", "defender_xpos")}``: obstacle's raised
+    target and defenders move with the seed, and a ground-ball policy that does not see them
+    plays every seed the same way.
     """
 
     OBS_SIZE = 89
@@ -77,11 +82,25 @@ class Preprocessor:
 
     FRAMES = ("world", "heading")
 
-    def __init__(self, task_index=None, frame="world"):
+    def __init__(self, task_index=None, frame="world", hide=None):
         if frame not in self.FRAMES:
             raise ValueError(f"frame must be one of {self.FRAMES}, got {frame!r}")
         self.task_index = task_index
         self.frame = frame
+        self.hide = {int(k): self.block_columns(names) for k, names in (hide or {}).items()}
+
+    @classmethod
+    def block_columns(cls, names):
+        """Column indices of the named ``INFO_LAYOUT`` blocks in the unified observation."""
+        starts, at = {}, 27  # joint positions, joint velocities, projected gravity come first
+        for key, size in cls.INFO_LAYOUT:
+            starts[key] = (at, size)
+            at += size
+        unknown = [name for name in names if name not in starts]
+        if unknown:
+            raise ValueError(f"unknown observation blocks {unknown}: one of {list(starts)}")
+        return np.array([starts[name][0] + i for name in names for i in range(starts[name][1])],
+                        dtype=np.int64)
 
     def modify_state(self, obs, info):
         """Return the unified observation: (89,) for one observation, (N, 89) for a batch."""
@@ -98,8 +117,18 @@ class Preprocessor:
                 value = self.rotate_yaw(value, -yaw)
             parts.append(value)
         parts.append(self.task_onehot(info, n, batch.shape[1]))
-        out = np.concatenate(parts, axis=1).astype(np.float32)
+        out = self.apply_hide(np.concatenate(parts, axis=1).astype(np.float32))
         return out[0] if single else out
+
+    def apply_hide(self, out):
+        """Zero the ``hide`` blocks of unified observations (N, 89 or more) in place, on the
+        rows of their tasks (read from the one-hot); returns ``out``."""
+        onehot = out[:, self.OBS_SIZE - self.NUM_TASKS:self.OBS_SIZE]
+        for task, columns in self.hide.items():
+            rows = np.flatnonzero(onehot[:, task] > 0.5)
+            if rows.size:
+                out[np.ix_(rows, columns)] = 0.0
+        return out
 
     @classmethod
     def info_array(cls, info, key, n, size):
