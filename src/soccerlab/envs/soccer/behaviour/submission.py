@@ -92,7 +92,9 @@ class Preprocessor:
     @classmethod
     def block_columns(cls, names):
         """Column indices of the named ``INFO_LAYOUT`` blocks in the unified observation."""
-        starts, at = {}, 27  # joint positions, joint velocities, projected gravity come first
+        # the blocks sit between the joints and gravity (27 values) and the one-hot
+        at = cls.OBS_SIZE - cls.NUM_TASKS - sum(size for _, size in cls.INFO_LAYOUT)
+        starts = {}
         for key, size in cls.INFO_LAYOUT:
             starts[key] = (at, size)
             at += size
