@@ -74,6 +74,19 @@ def test_striker_corrects_sideways_toward_the_line():
     assert cmd[1] > 0.3 and cmd[0] < 0.8
 
 
+def test_striker_lines_the_ball_up_in_front_of_the_chosen_foot():
+    # facing +x, the line ball -> aim along y = 0.12: with the ball in front of the left foot
+    # (0.12 m to the robot's left) the robot is lined up and pushes straight on ...
+    cmd = command(0.0, (0.6, 0.12), (6.0, 0.12), speed=0.8, foot=-0.12)
+    np.testing.assert_allclose(cmd, [0.8, 0.0, 0.0], atol=1e-9)
+    # ... while between the feet it steps right to bring the ball before its left foot
+    cmd = command(0.0, (0.6, 0.0), (6.0, 0.0), speed=0.8, lateral_gain=1.5, foot=-0.12)
+    assert cmd[0] == pytest.approx(0.8) and cmd[1] == pytest.approx(-0.18)
+    # the right foot mirrors it
+    cmd = command(0.0, (0.6, 0.0), (6.0, 0.0), speed=0.8, lateral_gain=1.5, foot=0.12)
+    assert cmd[1] == pytest.approx(0.18)
+
+
 def test_striker_goes_round_the_ball_when_in_front_of_it():
     # the aim is behind the robot: pushing now would kick the ball away from it
     cmd = command(0.0, (0.3, 0.0), (-6.0, 0.0))
@@ -105,7 +118,7 @@ def test_striker_uses_its_fast_settings_only_where_the_walker_can_go_that_fast()
     wide[0, 1] = FAST_VX
     assert make_expert("striker", tasks, wide).params == [
         FAST_TASK_PARAMS["goalie_penalty_kick"], FAST_TASK_PARAMS["obstacle_penalty_kick"],
-        TASK_PARAMS["kick_to_target"]]
+        FAST_TASK_PARAMS["kick_to_target"]]
     wide[0, 1] = FAST_VX - 0.01  # not quite fast enough: the stock settings
     assert make_expert("striker", tasks, wide).params == stock.params
 
