@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -15,6 +17,7 @@ from soccerlab.imitation.experts import (
     TASK_PARAMS,
     StrikerParams,
     make_expert,
+    parse_settings,
     striker_command,
 )
 
@@ -182,6 +185,54 @@ def test_record_is_deterministic_and_filters_by_score(recorded, walker, tmp_path
     e_full = int(np.flatnonzero(full.episode_score == best)[0])
     np.testing.assert_array_equal(kept.observations[kept.episode == 0],
                                   full.observations[full.episode == e_full])
+
+
+def test_striker_settings_change_only_the_named_tasks_fields():
+    settings = parse_settings(["kick_to_target.foot=0", "kick_to_target.wait=3",
+                               "goalie_penalty_kick.aim_y=0.25"])
+    assert settings == {"kick_to_target": {"foot": 0.0, "wait": 3},
+                        "goalie_penalty_kick": {"aim_y": 0.25}}
+    tasks = ["goalie_penalty_kick", "obstacle_penalty_kick", "kick_to_target"]
+    stock = make_expert("striker", tasks, RANGES).params
+    changed = make_expert("striker", tasks, RANGES, settings=settings).params
+    assert changed[0] == replace(stock[0], aim_y=0.25)
+    assert changed[1] == stock[1]
+    assert changed[2] == replace(stock[2], foot=0.0, wait=3)
+    with pytest.raises(UserError, match="has no settings"):
+        make_expert("chase", tasks, RANGES, settings=settings)
+
+
+@pytest.mark.parametrize("item, message", [
+    ("kick_to_target.foot", "expected TASK.NAME=VALUE"),
+    ("foot=0", "expected TASK.NAME=VALUE"),
+    ("nowhere.foot=0", "unknown soccer task"),
+    ("kick_to_target.shoe=0", "no such setting"),
+    ("kick_to_target.wait=1.5", "not an integer"),
+    ("kick_to_target.speed=fast", "not a number"),
+    ("kick_to_target.speed=inf", "not finite"),
+    ("kick_to_target.aim=ball", "'goal' or 'target'"),
+])
+def test_bad_striker_settings_are_user_errors(item, message):
+    with pytest.raises(UserError, match=message):
+        parse_settings([item])
+
+
+def test_record_with_changed_striker_settings(walker, tmp_path, cli):
+    files = {}
+    for name, extra in [("stock", []), ("set", ["--set", "kick_to_target.foot=0.1",
+                                                "--set", "kick_to_target.approach_speed=0.2"])]:
+        files[name] = tmp_path / f"{name}.npz"
+        r = cli("demos", "record", "striker", "--tasks", "kick_to_target", "--episodes", "1",
+                "--max-steps", "40", "--walker", walker, "--out", files[name], *extra)
+        assert r.code == 0, r.err
+    stock, changed = load_demos(files["stock"]), load_demos(files["set"])
+    assert stock.source == "expert:striker"
+    assert changed.source == "expert:striker[kick_to_target.approach_speed=0.2,kick_to_target.foot=0.1]"
+    assert not np.allclose(stock.commands, changed.commands)  # it played differently
+    r = cli("demos", "record", "chase", "--tasks", "kick_to_target", "--walker", walker,
+            "--set", "kick_to_target.foot=0", "--out", tmp_path / "chase.npz")
+    assert r.code == 2 and "SOURCE must be striker" in r.err
+    assert len(r.err.strip().splitlines()) == 1 and not (tmp_path / "chase.npz").exists()
 
 
 def test_record_with_a_wider_command_range(walker, tmp_path, cli):

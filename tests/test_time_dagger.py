@@ -135,7 +135,8 @@ def test_bc_with_dagger_and_the_time_feature(tmp_path, cli, walker):
         "train": {"total_timesteps": 32, "progress_bar": False},
         "eval": {"every": None, "episodes": 1, "seeds": [0]},
         "bc": {"demos": str(demos_file), "epochs": 20, "batch_size": 16, "patience": 5,
-               "dagger": {"expert": "striker", "rounds": 2, "episodes": 2, "beta": 0.5}},
+               "dagger": {"expert": "striker", "rounds": 2, "episodes": 2, "beta": 0.5,
+                          "settings": {"kick_to_target": {"foot": 0.05}}}},
     }
     res = cli("bc", write_config(tmp_path / "bc.yaml", cfg))
     assert res.code == 0, res.err
@@ -152,10 +153,19 @@ def test_bc_with_dagger_and_the_time_feature(tmp_path, cli, walker):
     stats = np.load(run / "vecnormalize.npz", allow_pickle=False)
     assert stats["obs_mean"].shape == (90,)  # the policy sees the time feature
 
-    bad = dict(cfg, bc={**cfg["bc"], "dagger": {"expert": "nobody"}})
-    res = cli("bc", write_config(tmp_path / "bad.yaml", bad))
-    assert res.code == 2 and "unknown expert 'nobody'" in res.err
-    assert len(res.err.strip().splitlines()) == 1
+    # the labels came from the striker with the changed setting, and the dataset says so
+    assert "dagger:striker[kick_to_target.foot=0.05]" in load_demos(run / "dagger.npz").source
+
+    for i, (dagger, fragment) in enumerate([
+            ({"expert": "nobody"}, "unknown expert 'nobody'"),
+            ({"expert": "striker", "settings": {"kick_to_target": {"nope": 1}}},
+             "bc.dagger.settings: striker setting kick_to_target.nope: no such setting"),
+            ({"expert": "chase", "settings": {"kick_to_target": {"foot": 0}}},
+             "expert 'chase' has no settings")]):
+        bad = dict(cfg, bc={**cfg["bc"], "dagger": dagger})
+        res = cli("bc", write_config(tmp_path / f"bad{i}.yaml", bad))
+        assert res.code == 2 and fragment in res.err, res.err
+        assert len(res.err.strip().splitlines()) == 1
 
 
 def test_the_torque_export_counts_steps_per_row_for_the_time_feature():

@@ -320,6 +320,9 @@ class DaggerConfig(_Section):
                         "expert names, e.g. striker).")
     rounds: int = Field(3, ge=1, description="Play, label, retrain: this many times.")
     episodes: int = Field(10, ge=1, description="Episodes per task the clone plays each round.")
+    settings: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="striker: task -> {setting: value} changes to its "
+        "tuned settings (demos record's --set), e.g. {kick_to_target: {foot: 0}}")
     beta: float = Field(0.0, ge=0, le=1, description="Round r plays the expert's own action at "
                         "a decision with probability beta / 2^r (DAgger's mixture; 0: the clone "
                         "alone).")

@@ -81,14 +81,23 @@ DAGGER_FILE = "dagger.npz"
 
 def check_dagger(cfg: Config) -> None:
     """UserError where ``bc.dagger`` cannot run for this config."""
-    from soccerlab.imitation.experts import EXPERTS
+    from soccerlab.imitation.experts import EXPERTS, check_settings
 
+    dagger = cfg.bc.dagger
     if cfg.env.control != "walker":
         raise UserError("bc.dagger needs env.control: walker (the scripted experts give walker "
                         "commands)")
-    if cfg.bc.dagger.expert not in EXPERTS:
-        raise UserError(f"bc.dagger.expert: unknown expert '{cfg.bc.dagger.expert}' "
+    if dagger.expert not in EXPERTS:
+        raise UserError(f"bc.dagger.expert: unknown expert '{dagger.expert}' "
                         f"(experts: {', '.join(EXPERTS)})")
+    if dagger.settings:
+        if dagger.expert != "striker":
+            raise UserError(f"bc.dagger.settings: expert '{dagger.expert}' has no settings "
+                            "(only striker's can be changed)")
+        try:
+            check_settings(dagger.settings)
+        except UserError as err:
+            raise UserError(f"bc.dagger.settings: {err}") from None
 
 
 def demo_time_limit(cfg: Config, venv) -> int | None:
@@ -266,7 +275,7 @@ class BCTrainer(Trainer):
         """Round ``r``'s episodes, played by the clone (the expert's action at a decision with
         probability ``beta``), labelled by the expert."""
         from soccerlab.envs.factory import soccer_spec
-        from soccerlab.imitation.experts import make_expert
+        from soccerlab.imitation.experts import check_settings, describe_settings, make_expert
         from soccerlab.imitation.record import LabelledPolicy, ModelPolicy, record_demos
 
         dagger = self.cfg.bc.dagger
@@ -277,12 +286,15 @@ class BCTrainer(Trainer):
 
         def make_policy(task: str, n: int) -> LabelledPolicy:
             seed = self.cfg.experiment.seed + 1000 * r + tasks.index(task)
-            return LabelledPolicy(learner, make_expert(dagger.expert, [task] * n, ranges),
-                                  beta, seed)
+            expert = make_expert(dagger.expert, [task] * n, ranges, settings=dagger.settings)
+            return LabelledPolicy(learner, expert, beta, seed)
 
         self.model.policy.set_training_mode(False)
+        source = f"dagger:{dagger.expert}"
+        if dagger.settings:
+            source += f"[{describe_settings(check_settings(dagger.settings))}]"
         return record_demos(spec, tasks, make_policy, dagger.episodes,
-                            dagger.seed + r * dagger.episodes, source=f"dagger:{dagger.expert}")
+                            dagger.seed + r * dagger.episodes, source=source)
 
     # ---------------------------------------------------------------------------------
     def _fit_normalizer(self) -> None:

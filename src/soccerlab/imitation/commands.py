@@ -68,6 +68,9 @@ def add_demos_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> N
                         "vx=-1,1.5 (axes vx, vy in m/s, yaw in rad/s; repeatable). It must match the "
                         "config's env.walker.command_ranges that will learn from the demos")
     p.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
+    p.add_argument("--set", action="append", default=[], metavar="TASK.NAME=VALUE",
+                   dest="settings", help="striker: change one field of a task's tuned setting, "
+                   "e.g. kick_to_target.foot=0 (repeatable)")
     p.add_argument("--min-score", type=float, metavar="X",
                    help="keep only episodes whose competition score is at least X")
     p.add_argument("--frame", choices=("world", "heading"),
@@ -125,16 +128,24 @@ def cmd_record(args: argparse.Namespace) -> int:
     from soccerlab.envs.soccer.behaviour.tasks import COMPETITION_TASKS
     from soccerlab.envs.soccer.behaviour.walker_load import load_walker
     from soccerlab.envs.soccer.spec import SoccerSpec
-    from soccerlab.imitation.experts import EXPERTS, make_expert
+    from soccerlab.imitation.experts import (
+        EXPERTS,
+        describe_settings,
+        make_expert,
+        parse_settings,
+    )
     from soccerlab.imitation.record import ExpertPolicy, ModelPolicy, record_demos
 
     out = _check_out(args.out, args.force)
     tasks = _tasks(args.tasks)
     if args.min_score is not None and not np.isfinite(args.min_score):
         raise UserError(f"--min-score must be a finite number, got {args.min_score}")
+    if args.settings and args.source != "striker":
+        raise UserError("--set changes the striker's settings: SOURCE must be striker")
     if args.source in EXPERTS:
         if not args.walker:
             raise UserError(f"expert '{args.source}' plays under walker control: pass --walker PATH")
+        settings = parse_settings(args.settings)
         walker = _walker_spec(args.walker, args.command_range)
         tasks = tasks or list(COMPETITION_TASKS)
         spec = SoccerSpec(tasks[0], control="walker", walker=walker, backend="fast",
@@ -143,8 +154,8 @@ def cmd_record(args: argparse.Namespace) -> int:
         name = args.source
 
         def make_policy(task: str, n: int) -> Any:
-            return ExpertPolicy(make_expert(name, [task] * n, ranges))
-        source = f"expert:{name}"
+            return ExpertPolicy(make_expert(name, [task] * n, ranges, settings=settings))
+        source = f"expert:{name}" + (f"[{describe_settings(settings)}]" if settings else "")
     elif Path(args.source).exists():
         from soccerlab.loading import load_policy
 

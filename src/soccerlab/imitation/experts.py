@@ -29,6 +29,10 @@ settings in ``FAST_TASK_PARAMS`` instead: goalie pushes at 1.45 m/s, obstacle st
 push at another decision, and kick_to_target pushes at 1.3 m/s with the ball in front of the
 left foot (``task_params`` picks).
 
+``settings`` (``{task: {field: value}}``; ``parse_settings`` reads ``TASK.FIELD=VALUE`` items)
+change single fields of a task's tuned setting, e.g. to record with a setting found by
+``benchmarks/expert_search.py`` or to keep an earlier one.
+
 ``chase`` (turn toward the ball and walk into it) stays in the registry. ``EXPERTS`` lists the
 names; ``make_expert(name, tasks, command_ranges)`` builds one for N envs with the given tasks.
 """
@@ -36,7 +40,7 @@ names; ``make_expert(name, tasks, command_ranges)`` builds one for N envs with t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -145,6 +149,51 @@ def task_params(task: str, command_ranges: np.ndarray) -> StrikerParams:
     if task in FAST_TASK_PARAMS and np.asarray(command_ranges)[0, 1] >= FAST_VX:
         return FAST_TASK_PARAMS[task]
     return TASK_PARAMS[task]
+
+
+def check_settings(settings: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``{task: {field: value}}`` with task names made canonical and values cast to the
+    ``StrikerParams`` field's type; UserError for an unknown task, field or value."""
+    types = {f.name: str(f.type) for f in fields(StrikerParams)}
+    casts = {"str": str, "int": int, "float": float}
+    out: dict[str, dict[str, Any]] = {}
+    for task, changes in settings.items():
+        name = get_task(task).name
+        for field, value in changes.items():
+            if field not in types:
+                raise UserError(f"striker setting {task}.{field}: no such setting (settings: "
+                                f"{', '.join(types)})")
+            try:
+                cast = casts[types[field]](value)
+            except (TypeError, ValueError):
+                kind = {"str": "a string", "int": "an integer", "float": "a number"}[types[field]]
+                raise UserError(f"striker setting {task}.{field}: {value!r} is not "
+                                f"{kind}") from None
+            if field == "aim" and cast not in ("goal", "target"):
+                raise UserError(f"striker setting {task}.aim: 'goal' or 'target', not {cast!r}")
+            if isinstance(cast, float) and not np.isfinite(cast):
+                raise UserError(f"striker setting {task}.{field}: {value!r} is not finite")
+            out.setdefault(name, {})[field] = cast
+    return out
+
+
+def parse_settings(items: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``["kick_to_target.foot=0", ...]`` -> ``{"kick_to_target": {"foot": 0.0}}``."""
+    raw: dict[str, dict[str, str]] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        task, dot, field = key.partition(".")
+        if not (eq and dot and task and field and value):
+            raise UserError(f"striker setting {item!r}: expected TASK.NAME=VALUE, e.g. "
+                            "kick_to_target.foot=0")
+        raw.setdefault(task, {})[field] = value
+    return check_settings(raw)
+
+
+def describe_settings(settings: Mapping[str, Mapping[str, Any]]) -> str:
+    """``settings`` as ``TASK.NAME=VALUE`` items, comma-separated (a demos file's source)."""
+    return ",".join(f"{task}.{k}={v}" for task, changes in sorted(settings.items())
+                    for k, v in sorted(changes.items()))
 
 
 def striker_command(arrays: Mapping[str, np.ndarray], params: Sequence[StrikerParams],
@@ -258,16 +307,23 @@ class StrikerExpert(Expert):
 
     ``params`` overrides the tuned settings (``task_params``: ``TASK_PARAMS``, or
     ``FAST_TASK_PARAMS`` where the walker's range allows): one ``StrikerParams`` for every env,
-    or a list with one per env (parameter searches run one setting per env)."""
+    or a list with one per env (parameter searches run one setting per env). ``settings``
+    (``{task: {field: value}}``, see ``check_settings``) instead changes fields of the tuned
+    settings of the tasks it names."""
 
     name = "striker"
 
     def __init__(self, tasks: Sequence[str], command_ranges: np.ndarray,
                  params: StrikerParams | Sequence[StrikerParams] | None = None,
+                 settings: Mapping[str, Mapping[str, Any]] | None = None,
                  **overrides: Any) -> None:
         super().__init__(tasks, command_ranges)
+        if params is not None and settings:
+            raise ValueError("settings change the tuned settings: pass params or settings")
         if params is None:
-            plist = [task_params(t, self.ranges) for t in self.tasks]
+            changes = check_settings(settings or {})
+            plist = [replace(task_params(t, self.ranges), **changes.get(t, {}))
+                     for t in self.tasks]
         elif isinstance(params, StrikerParams):
             plist = [params] * self.n
         else:
@@ -288,4 +344,8 @@ def make_expert(name: str, tasks: Sequence[str], command_ranges: np.ndarray,
     """The expert ``name`` for envs running ``tasks`` (one task per env)."""
     if name not in EXPERTS:
         raise UserError(f"unknown expert '{name}' (experts: {', '.join(EXPERTS)})")
+    if kwargs.get("settings") and name != "striker":
+        raise UserError(f"expert '{name}' has no settings (only striker's can be changed)")
+    if not kwargs.get("settings", True):
+        del kwargs["settings"]  # none given: any expert takes that
     return EXPERTS[name](tasks, command_ranges, **kwargs)
