@@ -29,6 +29,7 @@ from soccerlab.imitation.experts import (
     EXPERT_INFO_KEYS,
     StrikerExpert,
     StrikerParams,
+    parse_settings,
     robot_yaw,
     rotate,
     stack_infos,
@@ -61,10 +62,8 @@ def main() -> None:
                         help=f"StrikerParams override ({', '.join(f.name for f in fields(StrikerParams))})")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    overrides = {}
-    for item in args.set:
-        name, _, value = item.partition("=")
-        overrides[name] = int(value) if name == "wait" else float(value)
+    overrides = parse_settings([f"kick_to_target.{item}" for item in args.set]).get(
+        "kick_to_target", {})
     seeds = parse_seeds(args.seeds)
     walker = WalkerSpec(str(Path(args.walker).resolve()),
                         command_ranges=parse_command_ranges(args.command_range) or None)

@@ -91,12 +91,12 @@ class StrikerParams:
         speed: Push speed along the line.
         approach_speed: Speed while getting behind the ball.
         behind: Distance behind the ball where the push starts.
-        foot: Where the ball sits across the robot when lined up: metres to the robot's right
-            (> 0: in front of the right foot, < 0: the left; 0: between the feet).
         wait: Decisions to hold (line up, then stand) before pushing.
         stop_radius: Stop pushing when the ball is this close to the aim (0: never).
         slow_radius: Push slower (down to half ``speed``) when the ball is closer than this to
             the aim (0: never).
+        foot: Where the ball sits across the robot when lined up: metres to the robot's right
+            (> 0: in front of the right foot, < 0: the left; 0: between the feet).
         lateral_tol: Lined up means within this distance of the line (plus a quarter of
             the distance beyond the spot)...
         heading_tol: ... and facing along the line within this angle [rad].
