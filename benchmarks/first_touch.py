@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from soccerlab.cli import parse_seeds
 from soccerlab.envs.soccer import SoccerSpec, WalkerSpec
 from soccerlab.envs.soccer.batch import SoccerBatch
 from soccerlab.envs.soccer.behaviour.walker_load import parse_command_ranges
@@ -44,17 +45,9 @@ TOUCH_SPEED = 0.5  # m/s: the ball counts as touched from this speed on
 LOOK_BACK = 5  # decisions: line and heading are taken this long before the touch
 
 
-def parse_seeds(text: str) -> list[int]:
-    seeds: list[int] = []
-    for part in text.split(","):
-        low, _, high = part.partition("-")
-        seeds += list(range(int(low), int(high) + 1)) if high else [int(low)]
-    return seeds
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", default="300-339", help="e.g. 0-9,20")
+    parser.add_argument("--seeds", type=parse_seeds, default="300-339", help="e.g. 0-9,20")
     parser.add_argument("--decisions", type=int, default=120, help="look for a touch this long")
     parser.add_argument("--walker", default=str(DEFAULT_WALKER))
     parser.add_argument("--command-range", action="append", default=[], metavar="AXIS=LOW,HIGH")
@@ -64,7 +57,7 @@ def main() -> None:
     torch.set_num_threads(1)
     overrides = parse_settings([f"kick_to_target.{item}" for item in args.set]).get(
         "kick_to_target", {})
-    seeds = parse_seeds(args.seeds)
+    seeds = args.seeds
     walker = WalkerSpec(str(Path(args.walker).resolve()),
                         command_ranges=parse_command_ranges(args.command_range) or None)
     spec = SoccerSpec("kick_to_target", control="walker", walker=walker, backend="fast")

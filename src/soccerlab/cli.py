@@ -32,7 +32,7 @@ class _Parser(argparse.ArgumentParser):
 _SEARCH = SearchSettings()
 
 
-def _seeds(text: str) -> list[int]:
+def parse_seeds(text: str) -> list[int]:
     """Comma-separated integers and inclusive ranges: ``0,1,2``, ``10-29``, ``0-4,100``."""
     seeds: list[int] = []
     try:
@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "train.*, eval.*, video.* and logging.*")
     _add_trust_arg(p, "with --resume: load a checkpoint whose pickles (SB3 model data, normaliser, "
                       "replay buffer) soccerlab did not write on this machine")
-    p.add_argument("--seeds", type=_seeds, metavar="0,1,2",
+    p.add_argument("--seeds", type=parse_seeds, metavar="0,1,2",
                    help="a seed group: one run per seed (experiment.seed) in a group folder, and a "
                         "summary (mean and 95%% confidence interval of final and best scores)")
     p.add_argument("--parallel", type=_positive, default=1, metavar="K",
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "success rate where the env reports one).")
     _add_policy_args(p)
     p.add_argument("--episodes", type=_positive, help="episodes per seed (default: the run's eval.episodes)")
-    p.add_argument("--seeds", type=_seeds, help="comma-separated seeds, e.g. 0,1,2 (default: the run's eval.seeds)")
+    p.add_argument("--seeds", type=parse_seeds, help="comma-separated seeds, e.g. 0,1,2 (default: the run's eval.seeds)")
     p.add_argument("--json", metavar="PATH", help="also write the full report (every episode) as JSON")
     p.set_defaults(fn=cmd_eval)
 
@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"what to search (default {_SEARCH.space})")
     p.add_argument("--tasks", metavar="T1,T2",
                    help="--space task: the tasks to search (default: all the run's)")
-    p.add_argument("--seeds", type=_seeds, metavar="1000,1001", default=list(_SEARCH.seeds),
+    p.add_argument("--seeds", type=parse_seeds, metavar="1000,1001", default=list(_SEARCH.seeds),
                    help="seeds that score each candidate (default "
                         f"{','.join(map(str, _SEARCH.seeds))}; the report uses the run's eval "
                         "seeds)")

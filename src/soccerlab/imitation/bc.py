@@ -81,7 +81,7 @@ DAGGER_FILE = "dagger.npz"
 
 def check_dagger(cfg: Config) -> None:
     """UserError where ``bc.dagger`` cannot run for this config."""
-    from soccerlab.imitation.experts import EXPERTS, check_settings
+    from soccerlab.imitation.experts import EXPERTS, expert_settings
 
     dagger = cfg.bc.dagger
     if cfg.env.control != "walker":
@@ -90,14 +90,10 @@ def check_dagger(cfg: Config) -> None:
     if dagger.expert not in EXPERTS:
         raise UserError(f"bc.dagger.expert: unknown expert '{dagger.expert}' "
                         f"(experts: {', '.join(EXPERTS)})")
-    if dagger.settings:
-        if dagger.expert != "striker":
-            raise UserError(f"bc.dagger.settings: expert '{dagger.expert}' has no settings "
-                            "(only striker's can be changed)")
-        try:
-            check_settings(dagger.settings)
-        except UserError as err:
-            raise UserError(f"bc.dagger.settings: {err}") from None
+    try:
+        expert_settings(dagger.expert, dagger.settings)
+    except UserError as err:
+        raise UserError(f"bc.dagger.settings: {err}") from None
 
 
 def demo_time_limit(cfg: Config, venv) -> int | None:

@@ -344,8 +344,15 @@ def make_expert(name: str, tasks: Sequence[str], command_ranges: np.ndarray,
     """The expert ``name`` for envs running ``tasks`` (one task per env)."""
     if name not in EXPERTS:
         raise UserError(f"unknown expert '{name}' (experts: {', '.join(EXPERTS)})")
-    if kwargs.get("settings") and name != "striker":
-        raise UserError(f"expert '{name}' has no settings (only striker's can be changed)")
-    if not kwargs.get("settings", True):
-        del kwargs["settings"]  # none given: any expert takes that
+    settings = kwargs.pop("settings", None)
+    if settings:
+        kwargs["settings"] = expert_settings(name, settings)
     return EXPERTS[name](tasks, command_ranges, **kwargs)
+
+
+def expert_settings(name: str, settings: Mapping[str, Mapping[str, Any]]
+                    ) -> dict[str, dict[str, Any]]:
+    """``check_settings(settings)`` for expert ``name``; UserError if it takes none."""
+    if settings and name != "striker":
+        raise UserError(f"expert '{name}' has no settings (only striker's can be changed)")
+    return check_settings(settings)
