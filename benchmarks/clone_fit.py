@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from soccerlab.envs.soccer.behaviour.tasks import get_task
+from soccerlab.imitation.bc import policy_action
 from soccerlab.imitation.demos import load_demos
 from soccerlab.loading import load_policy
 
@@ -43,8 +44,8 @@ def main() -> None:
     if loaded.vecnorm is not None:
         obs = loaded.vecnorm.normalize_obs(obs)
     with torch.no_grad():
-        pred = loaded.model.policy._predict(  # noqa: SLF001 - SB3's own deterministic forward
-            torch.as_tensor(np.asarray(obs, dtype=np.float32)), deterministic=True).numpy()
+        pred = policy_action(loaded.model, torch.as_tensor(np.asarray(obs, dtype=np.float32)))
+    pred = pred.numpy()
     err = (pred - demos.commands) ** 2
     out: dict = {"run": str(args.run), "rows": int(demos.n), "tasks": {}}
     for k, task in enumerate(demos.tasks):

@@ -271,7 +271,7 @@ class BCTrainer(Trainer):
         """Round ``r``'s episodes, played by the clone (the expert's action at a decision with
         probability ``beta``), labelled by the expert."""
         from soccerlab.envs.factory import soccer_spec
-        from soccerlab.imitation.experts import check_settings, describe_settings, make_expert
+        from soccerlab.imitation.experts import describe_expert, make_expert
         from soccerlab.imitation.record import LabelledPolicy, ModelPolicy, record_demos
 
         dagger = self.cfg.bc.dagger
@@ -286,11 +286,9 @@ class BCTrainer(Trainer):
             return LabelledPolicy(learner, expert, beta, seed)
 
         self.model.policy.set_training_mode(False)
-        source = f"dagger:{dagger.expert}"
-        if dagger.settings:
-            source += f"[{describe_settings(check_settings(dagger.settings))}]"
         return record_demos(spec, tasks, make_policy, dagger.episodes,
-                            dagger.seed + r * dagger.episodes, source=source)
+                            dagger.seed + r * dagger.episodes,
+                            source=f"dagger:{describe_expert(dagger.expert, dagger.settings)}")
 
     # ---------------------------------------------------------------------------------
     def _fit_normalizer(self) -> None:

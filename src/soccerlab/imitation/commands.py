@@ -130,7 +130,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     from soccerlab.envs.soccer.spec import SoccerSpec
     from soccerlab.imitation.experts import (
         EXPERTS,
-        describe_settings,
+        describe_expert,
         make_expert,
         parse_settings,
     )
@@ -155,7 +155,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
         def make_policy(task: str, n: int) -> Any:
             return ExpertPolicy(make_expert(name, [task] * n, ranges, settings=settings))
-        source = f"expert:{name}" + (f"[{describe_settings(settings)}]" if settings else "")
+        source = f"expert:{describe_expert(name, settings)}"
     elif Path(args.source).exists():
         from soccerlab.loading import load_policy
 

@@ -190,10 +190,14 @@ def parse_settings(items: Sequence[str]) -> dict[str, dict[str, Any]]:
     return check_settings(raw)
 
 
-def describe_settings(settings: Mapping[str, Mapping[str, Any]]) -> str:
-    """``settings`` as ``TASK.NAME=VALUE`` items, comma-separated (a demos file's source)."""
-    return ",".join(f"{task}.{k}={v}" for task, changes in sorted(settings.items())
-                    for k, v in sorted(changes.items()))
+def describe_expert(name: str, settings: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """The expert's name for a demos file's ``source``, with its changed settings as
+    ``TASK.NAME=VALUE`` items: ``striker[kick_to_target.foot=0.0,...]``."""
+    if not settings:
+        return name
+    items = ",".join(f"{task}.{k}={v}" for task, changes in sorted(check_settings(settings).items())
+                     for k, v in sorted(changes.items()))
+    return f"{name}[{items}]"
 
 
 def striker_command(arrays: Mapping[str, np.ndarray], params: Sequence[StrikerParams],
