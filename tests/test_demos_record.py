@@ -90,6 +90,21 @@ def test_striker_lines_the_ball_up_in_front_of_the_chosen_foot():
     assert cmd[1] == pytest.approx(0.18)
 
 
+def test_blended_striker_changes_its_command_smoothly_where_the_hard_one_jumps():
+    # facing +x, ball 0.6 m ahead, aim along the x axis; the robot drifts off the line
+    def sweep(**params):
+        return np.array([command(0.0, (0.6, y), (6.0, y), speed=1.3, **params)
+                         for y in np.linspace(0.0, 0.4, 401)])
+
+    hard, smooth = sweep(), sweep(blend=0.15, lateral_tol=0.25)
+    assert np.abs(np.diff(hard, axis=0)).max() > 0.3  # lined up or not: push or approach
+    assert np.abs(np.diff(smooth, axis=0)).max() < 0.02  # 1 mm steps: no jump
+    # on the line it pushes forward along it; far off it, it approaches as the hard one does
+    assert smooth[0, 0] > 0.8 and abs(smooth[0, 1]) < 1e-9 and abs(smooth[0, 2]) < 1e-9
+    np.testing.assert_allclose(command(0.0, (2.0, 3.0), (8.0, 3.0), blend=0.15),
+                               command(0.0, (2.0, 3.0), (8.0, 3.0)), atol=1e-3)
+
+
 def test_striker_goes_round_the_ball_when_in_front_of_it():
     # the aim is behind the robot: pushing now would kick the ball away from it
     cmd = command(0.0, (0.3, 0.0), (-6.0, 0.0))

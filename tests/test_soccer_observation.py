@@ -251,6 +251,29 @@ def test_hide_zeroes_named_blocks_on_their_task_rows_only():
         Preprocessor(hide={1: ("defenders",)})
 
 
+def test_hide_reaches_the_joints_and_gravity():
+    """The robot's own state can be hidden too (kick_to_target's clone plays better without it,
+    docs/results.md); the blocks are where ``observation_slices`` puts them."""
+    from soccerlab.envs.soccer import SoccerSpec
+    from soccerlab.errors import UserError
+
+    hide = {2: ("joint_pos", "joint_vel", "projected_gravity", "robot_gyro")}
+    obs, info = fake_step(39, seed=5, n=2)
+    info = {**info, "task_index": np.array([0, 2])}
+    plain = Preprocessor(frame="heading").modify_state(obs, info)
+    hidden = Preprocessor(frame="heading", hide=hide).modify_state(obs, info)
+    sl = observation_slices()
+    assert np.all(plain[1, :27] != 0)
+    np.testing.assert_array_equal(hidden[1, :30], 0.0)  # joints, gravity and the gyro
+    np.testing.assert_array_equal(hidden[1, 30:], plain[1, 30:])
+    np.testing.assert_array_equal(hidden[0], plain[0])
+    assert [sl[name] for name in ("joint_pos", "joint_vel", "projected_gravity")] == [
+        slice(0, 12), slice(12, 24), slice(24, 27)]
+    SoccerSpec("kick_to_target", hide={"kick_to_target": ["joint_vel"]})
+    with pytest.raises(UserError, match="unknown observation block 'joints'"):
+        SoccerSpec("kick_to_target", hide={"kick_to_target": ["joints"]})
+
+
 def test_hidden_blocks_make_obstacle_starts_alike_and_apply_to_demos():
     """Obstacle's raised target and defenders move with the seed; hidden, two seeds start from
     the same observation. Stored demos get the same blocks zeroed when a policy reads them."""

@@ -87,7 +87,7 @@ class SoccerSpec:
             ``"heading"`` (see ``Preprocessor``).
         time_feature: Append the elapsed fraction of the episode (env steps so far / the time
             limit) to the 89 values: the observation has 90. Time is otherwise unobserved.
-        hide: task -> names of observation blocks (``Preprocessor.INFO_LAYOUT``) that the
+        hide: task -> names of observation blocks (``Preprocessor.BLOCKS``) that the
             task's episodes see as zeros (``Preprocessor``'s ``hide``).
         walker: Where the walker lives (required for walker control).
         kick: Walker control only: the kick macro a 4th action triggers (``behaviour.kick``).
@@ -117,7 +117,7 @@ class SoccerSpec:
         object.__setattr__(self, "tasks", normalize_weights(tasks))
         object.__setattr__(self, "hide", {get_task(t).name: tuple(names)
                                           for t, names in dict(self.hide).items()})
-        blocks = [name for name, _ in Preprocessor.INFO_LAYOUT]
+        blocks = [name for name, _ in Preprocessor.BLOCKS]
         for task, names in self.hide.items():
             if get_task(task).onehot_index is None:
                 raise UserError(f"env.hide: task {task} has no one-hot slot to hide blocks by")

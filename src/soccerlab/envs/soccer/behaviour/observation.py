@@ -17,13 +17,7 @@ from soccerlab.envs.soccer.behaviour.submission import Preprocessor
 UNIFIED_OBS_SIZE: int = Preprocessor.OBS_SIZE
 
 #: (name, size) of each block of the unified observation, in order.
-OBS_LAYOUT: tuple[tuple[str, int], ...] = (
-    ("joint_pos", 12),
-    ("joint_vel", 12),
-    ("projected_gravity", 3),
-    *Preprocessor.INFO_LAYOUT,
-    ("task_onehot", 3),
-)
+OBS_LAYOUT: tuple[tuple[str, int], ...] = (*Preprocessor.BLOCKS, ("task_onehot", 3))
 
 Info = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 

@@ -34,10 +34,10 @@ class Preprocessor:
     policy that steers needs: nothing in the world-frame layout tells it which way it faces.
     ``defender_xpos`` holds absolute positions and stays in the world frame.
 
-    ``hide`` maps a task's one-hot index to names of ``INFO_LAYOUT`` blocks that its rows
-    see as zeros, e.g. ``{1: ("target_xpos_rel_robot", "defender_xpos")}``: obstacle's raised
-    target and defenders move with the seed, and a ground-ball policy that does not see them
-    plays every seed the same way.
+    ``hide`` maps a task's one-hot index to names of blocks (``BLOCKS``: the joints, gravity
+    and ``INFO_LAYOUT``) that its rows see as zeros, e.g. ``{1: ("target_xpos_rel_robot",
+    "defender_xpos")}``: obstacle's raised target and defenders move with the seed, and a
+    ground-ball policy that does not see them plays every seed the same way.
     """
 
     OBS_SIZE = 89
@@ -63,6 +63,9 @@ class Preprocessor:
         ("target_velp_rel_robot", 3),
         ("defender_xpos", 9),
     )
+
+    #: Every block before the one-hot, in order: what ``hide`` can name.
+    BLOCKS = (("joint_pos", 12), ("joint_vel", 12), ("projected_gravity", 3), *INFO_LAYOUT)
 
     HEADING_FRAME_KEYS = (
         "goal_team_0_rel_robot",
@@ -91,11 +94,9 @@ class Preprocessor:
 
     @classmethod
     def block_columns(cls, names):
-        """Column indices of the named ``INFO_LAYOUT`` blocks in the unified observation."""
-        # the blocks sit between the joints and gravity (27 values) and the one-hot
-        at = cls.OBS_SIZE - cls.NUM_TASKS - sum(size for _, size in cls.INFO_LAYOUT)
-        starts = {}
-        for key, size in cls.INFO_LAYOUT:
+        """Column indices of the named blocks (``BLOCKS``) in the unified observation."""
+        at, starts = 0, {}
+        for key, size in cls.BLOCKS:
             starts[key] = (at, size)
             at += size
         unknown = [name for name in names if name not in starts]
