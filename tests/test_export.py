@@ -47,9 +47,12 @@ def torque_run(tmp_path_factory):
 def walker_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("walker")
     pt, _ = write_walker(out)
-    # with the time feature: the exported model counts steps per row as the env does
+    # with the time feature: the exported model counts steps per row as the env does; with
+    # kick_to_target's joints and gravity hidden from the policy, which the walker still needs
+    hide = {"kick_to_target": ["joint_pos", "joint_vel", "projected_gravity", "robot_gyro"],
+            "obstacle_penalty_kick": ["target_xpos_rel_robot", "defender_xpos"]}
     cfg = soccer_config(out, "wk", episodes=2, control="walker", walker={"path": str(pt)},
-                        observation="heading", time_feature=True)
+                        observation="heading", time_feature=True, hide=hide)
     return _train(out, cfg)
 
 
@@ -87,6 +90,8 @@ def test_export_writes_a_submittable_folder(exports):
     assert any(len(v) > 1 for v in lengths.values()), lengths
     walker_pre = (exports["walker"] / "preprocessor.py").read_text()
     assert 'frame="heading"' in walker_pre  # the run's observation frame is the default
+    manifest = json.loads((exports["walker"] / "manifest.json").read_text())
+    assert manifest["observation"]["hide"]["kick_to_target"][0] == "joint_pos"
 
 
 def test_the_walker_model_restarts_exactly_the_rows_whose_episode_starts(exports):

@@ -221,9 +221,12 @@ def test_heading_frame_rotates_relative_vectors_into_the_robot_frame():
 
 
 def test_hide_zeroes_named_blocks_on_their_task_rows_only():
-    """``hide={1: ...}`` blanks obstacle rows' target and defenders and nothing else; the exported
-    source (SAI builds the class without arguments) carries the same defaults."""
+    """``hide={1: ...}`` blanks obstacle rows' target and defenders and nothing else; the
+    exported model's actor blanks the same values of the full observation it is given."""
+    import torch
+
     from soccerlab.export.build import preprocessor_source
+    from soccerlab.export.modules import DeterministicActor
 
     hide = {1: ("target_xpos_rel_robot", "defender_xpos")}
     obs, info = fake_step(54, seed=11, n=3)
@@ -241,11 +244,23 @@ def test_hide_zeroes_named_blocks_on_their_task_rows_only():
         k: v[0] for k, v in info.items() if k != "task_index"})
     np.testing.assert_array_equal(single[blanked], 0.0)
 
+    class Identity(torch.nn.Module):  # the "policy" answers the observation it is given
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x
+
+    mask = torch.zeros(3, 89)
+    mask[1, torch.as_tensor(Preprocessor.block_columns(hide[1]))] = 1.0
+    big = torch.full((89,), 1e9)
+    actor = DeterministicActor(torch.jit.trace(Identity(), torch.zeros(16, 89)), torch.zeros(89),
+                               torch.ones(89), 1e-8, 10.0, False, -big, big, False,
+                               hidden=mask, onehot=86)
+    np.testing.assert_array_equal(torch.jit.script(actor)(torch.as_tensor(plain)).numpy(), hidden)
+
     namespace = {"np": np, "env": object()}
-    source = preprocessor_source("heading", hide)
+    source = preprocessor_source("heading")
     kept = [line for line in source.splitlines() if not re.match(r"\s*(import|from)\s", line)]
     exec(compile("\n".join(kept), "preprocessor", "exec"), namespace)
-    np.testing.assert_array_equal(namespace["Preprocessor"]().modify_state(obs, info), hidden)
+    np.testing.assert_array_equal(namespace["Preprocessor"]().modify_state(obs, info), plain)
     assert preprocessor_source("world") == submission_source()
     with pytest.raises(ValueError, match="unknown observation blocks"):
         Preprocessor(hide={1: ("defenders",)})

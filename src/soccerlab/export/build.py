@@ -28,6 +28,7 @@ from torch import nn
 
 from soccerlab import runs
 from soccerlab.config import Config, config_from_dict, load_config
+from soccerlab.envs.soccer.behaviour.submission import Preprocessor
 from soccerlab.envs.soccer.spec import hide_by_index
 from soccerlab.errors import UserError
 from soccerlab.export.modules import DeterministicActor, TorqueController, WalkerController
@@ -93,8 +94,9 @@ def export_run(target: str | Path, out: str | Path | None = None, fmt: str = "to
     module, walker_config = build_module(loaded)
     with runs.atomic_dir(folder) as tmp:
         _save_model(module, tmp / MODEL_FILES[fmt], fmt)
-        (tmp / "preprocessor.py").write_text(preprocessor_source(
-            cfg.env.observation, hide_by_index(cfg.env.hide)))
+        # env.hide is applied inside the model (DeterministicActor), after the controller has
+        # read the joints and gravity that the walker needs
+        (tmp / "preprocessor.py").write_text(preprocessor_source(cfg.env.observation))
         (tmp / "action_function.py").write_text(action_function_source(cfg.env.control))
         plays = (f"{len(_tasks(cfg))} task(s) x seeds {list(cfg.eval.seeds)} x "
                  f"{check_episodes(cfg)} episode(s)")
@@ -144,6 +146,11 @@ def deterministic_actor(loaded: LoadedPolicy) -> DeterministicActor:
     normalize = norm is not None and norm.norm_obs
     empty = torch.zeros(obs_dim, dtype=torch.float64)
     space = policy.action_space
+    hidden = None
+    if loaded.cfg.env.hide:
+        hidden = torch.zeros(Preprocessor.NUM_TASKS, obs_dim)
+        for task, names in hide_by_index(loaded.cfg.env.hide).items():
+            hidden[task, Preprocessor.block_columns(names)] = 1.0
     return DeterministicActor(
         actor,
         torch.as_tensor(norm.mean) if normalize else empty,
@@ -153,6 +160,7 @@ def deterministic_actor(loaded: LoadedPolicy) -> DeterministicActor:
         normalize,
         torch.as_tensor(space.low), torch.as_tensor(space.high),
         bool(policy.squash_output),
+        hidden=hidden, onehot=Preprocessor.OBS_SIZE - Preprocessor.NUM_TASKS,
     )
 
 
@@ -211,17 +219,17 @@ def _save_model(module: nn.Module, path: Path, fmt: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def preprocessor_source(frame: str, hide: dict[int, tuple[str, ...]] | None = None) -> str:
+def preprocessor_source(frame: str) -> str:
     """``preprocessor.py``: soccerlab's SAI ``Preprocessor`` (class first, NumPy only) with the
-    run's observation frame and hidden blocks (one-hot index -> block names) as its defaults:
-    SAI constructs it without arguments."""
+    run's observation frame as its default: SAI constructs it without arguments. (``env.hide``
+    is applied inside the model.)"""
     from soccerlab.envs.soccer import submission_source
 
     source = submission_source()
-    if frame == "world" and not hide:
+    if frame == "world":
         return source
     pattern = re.compile(r'def __init__\(self, task_index=None, frame="world", hide=None\):')
-    defaults = f'def __init__(self, task_index=None, frame="{frame}", hide={dict(hide or {})!r}):'
+    defaults = f'def __init__(self, task_index=None, frame="{frame}", hide=None):'
     source, n = pattern.subn(lambda _: defaults, source)
     if n != 1:
         raise RuntimeError("cannot set the Preprocessor's defaults in submission.py")

@@ -50,13 +50,22 @@ def _pad(x: torch.Tensor, multiple: int) -> torch.Tensor:
 
 
 class DeterministicActor(nn.Module):
-    """Normalised float32 observations (N, obs) -> the action SB3's ``predict`` returns."""
+    """Float32 observations (N, obs) -> the action SB3's ``predict`` returns.
+
+    ``hidden`` (tasks, obs) marks with 1 the observation columns that each task's rows see as
+    zeros (``env.hide``), the task read from the one-hot at ``onehot``; applied here, not in
+    the preprocessor, because the controllers read the joints, gravity and gyro of the full
+    observation (the walker, and the new-episode sign)."""
 
     def __init__(self, actor: torch.jit.ScriptModule, mean: torch.Tensor, var: torch.Tensor,
                  epsilon: float, clip_obs: float, normalize: bool, low: torch.Tensor,
-                 high: torch.Tensor, squash: bool, multiple: int = POLICY_BATCH_MULTIPLE):
+                 high: torch.Tensor, squash: bool, multiple: int = POLICY_BATCH_MULTIPLE,
+                 hidden: torch.Tensor | None = None, onehot: int = 86):
         super().__init__()
         self.actor = actor
+        self.register_buffer("hidden", (hidden if hidden is not None
+                                        else torch.zeros(0, mean.shape[0])).to(torch.float32))
+        self.onehot = int(onehot)
         self.register_buffer("mean", mean.to(torch.float64))
         self.register_buffer("var", var.to(torch.float64))
         self.register_buffer("low", low.to(torch.float32))
@@ -68,6 +77,10 @@ class DeterministicActor(nn.Module):
         self.multiple = int(multiple)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        tasks = self.hidden.shape[0]
+        if tasks > 0:  # as Preprocessor.apply_hide: the rows whose one-hot slot is > 0.5
+            rows_task = (obs[:, self.onehot:self.onehot + tasks] > 0.5).to(torch.float32)
+            obs = torch.where(rows_task @ self.hidden > 0.5, torch.zeros_like(obs), obs)
         x = obs
         if self.normalize:
             x64 = (obs.to(torch.float64) - self.mean) / torch.sqrt(self.var + self.epsilon)
