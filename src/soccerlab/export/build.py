@@ -147,10 +147,10 @@ def deterministic_actor(loaded: LoadedPolicy) -> DeterministicActor:
     empty = torch.zeros(obs_dim, dtype=torch.float64)
     space = policy.action_space
     hidden = None
-    if loaded.cfg.env.hide:
+    if loaded.cfg.env.hide:  # the columns the training envs' Preprocessor blanks, per task
         hidden = torch.zeros(Preprocessor.NUM_TASKS, obs_dim)
-        for task, names in hide_by_index(loaded.cfg.env.hide).items():
-            hidden[task, Preprocessor.block_columns(names)] = 1.0
+        for task, columns in Preprocessor(hide=hide_by_index(loaded.cfg.env.hide)).hide.items():
+            hidden[task, columns] = 1.0
     return DeterministicActor(
         actor,
         torch.as_tensor(norm.mean) if normalize else empty,
