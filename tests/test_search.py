@@ -70,6 +70,22 @@ def test_last_layer_search_improves_the_score_and_the_copy_keeps_it(tmp_path, cl
     assert eval_json(cli, tmp_path / "from_checkpoint", tmp_path / "c.json")["score"] == \
         pytest.approx(found["after"]["score"])
 
+    # a model inside a complete run (a checkpoint here; a BC run's DAgger rounds the same): the
+    # copy's final model is the searched one, and the run's best model, which it is not, is gone
+    checkpoint = sorted((run / "checkpoints").iterdir())[0] / "model.zip"
+    inside = tmp_path / "from_inside"
+    res = cli("search", checkpoint, "--out", inside, "--seeds", "0,1", "--iterations", "1")
+    assert res.code == 0, res.err
+    assert not (inside / "best").exists() and not (inside / "checkpoints").exists()
+    found = json.loads((inside / "search.json").read_text())
+    assert found["source"] == str(checkpoint)
+    assert eval_json(cli, inside, tmp_path / "d.json")["score"] == \
+        pytest.approx(found["after"]["score"])
+    assert eval_json(cli, checkpoint, tmp_path / "e.json")["score"] == \
+        pytest.approx(found["before"]["score"])
+    one_line_error(cli("search", checkpoint, "--out", run / "checkpoints" / "x"), "inside the run")
+    one_line_error(cli("search", cfg, "--out", tmp_path / "w"), "not a run")
+
     one_line_error(cli("search", run, "--out", out), "exists")
     one_line_error(cli("search", run, "--out", tmp_path / "x", "--space", "task"),
                    "space task", "soccer")

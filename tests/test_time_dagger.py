@@ -4,10 +4,12 @@ Tiny test walker, fast backend, short episodes."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from _soccer_fixtures import write_walker
 from conftest import read_meta, write_config
@@ -150,6 +152,17 @@ def test_bc_with_dagger_and_the_time_feature(tmp_path, cli, walker):
     best = max(rounds, key=lambda r: r["mean_score"])
     assert meta["kept_round"] == best["round"]
     assert "DAgger: keeping the weights after round" in res.out
+    # every round's weights stay in the run with what they scored; the kept round's are the run's
+    from soccerlab.loading import load_policy
+
+    final = load_policy(run).model.policy.state_dict()
+    for r in rounds:
+        assert r["model"] == f"dagger/round-{r['round']}/model.zip"
+        saved = json.loads((run / r["model"]).with_name("scores.json").read_text())
+        assert saved["scores"] == r["scores"] and saved["mean_score"] == r["mean_score"]
+        weights = load_policy(run / r["model"]).model.policy.state_dict()
+        if r["round"] == meta["kept_round"]:
+            assert all(torch.equal(weights[k], final[k]) for k in final)
     stats = np.load(run / "vecnormalize.npz", allow_pickle=False)
     assert stats["obs_mean"].shape == (90,)  # the policy sees the time feature
 

@@ -168,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "first-layer shift per task that only that task sees (--space "
                                    "task). Writes a copy of the run with the best weights and "
                                    "search.json to --out; prints the folder last.")
-    p.add_argument("target", metavar="RUN", help="a run directory (PPO or A2C)")
+    p.add_argument("target", metavar="RUN", help="a run directory (PPO or A2C), or a model .zip "
+                                                 "inside one (e.g. RUN/dagger/round-5/model.zip)")
     p.add_argument("--out", metavar="DIR", required=True, help="the new run folder to write")
     p.add_argument("--space", choices=SPACES, default=_SEARCH.space,
                    help=f"what to search (default {_SEARCH.space})")

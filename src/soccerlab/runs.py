@@ -111,6 +111,7 @@ class RunDir:
     vecnorm_file = property(lambda self: self.path / VECNORM)
     best_dir = property(lambda self: self.path / "best")
     checkpoints_dir = property(lambda self: self.path / "checkpoints")
+    dagger_dir = property(lambda self: self.path / "dagger")  # BC: each DAgger round's weights
     evaluations_file = property(lambda self: self.path / "evaluations.csv")
     tb_dir = property(lambda self: self.path / "tb")
     videos_dir = property(lambda self: self.path / "videos")

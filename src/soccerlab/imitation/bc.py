@@ -13,7 +13,10 @@ join the dataset and the clone is fitted again from its weights; after the last 
 once more, and the weights whose episodes scored best (mean over the tasks) are kept; the
 aggregated dataset is saved as ``dagger.npz`` in the run (``algo.bc_term`` can use it). A clone
 that is slightly off drifts into states the expert never visited, where plain cloning has
-nothing to teach it.
+nothing to teach it. Every round's weights are kept too, in ``dagger/round-R/`` (``model.zip``,
+the normaliser files and ``scores.json``, what they scored in that round): the round best on
+one task is often not the best on average, and ``eval``, ``play``, ``search`` and ``export``
+take such a model like any other (``RUN/dagger/round-R/model.zip``).
 
 Its output is an ordinary run directory (``<name>-bc-<time>``): ``model.zip`` and the
 normaliser files, ``config.yaml``, ``meta.json`` (``kind: bc`` and the BC summary), TensorBoard
@@ -27,11 +30,13 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 
+from soccerlab import runs
 from soccerlab.config import Config, config_from_dict, load_config
 from soccerlab.errors import UserError
 from soccerlab.imitation.demos import Demos, load_demos
@@ -77,6 +82,8 @@ def walker_ranges(venv) -> np.ndarray | None:
 
 #: The dataset a DAgger run ends with (demos + every labelled round), in its run directory.
 DAGGER_FILE = "dagger.npz"
+#: Beside each DAgger round's model (``dagger/round-R/``): what that round's episodes scored.
+ROUND_SCORES = "scores.json"
 
 
 def check_dagger(cfg: Config) -> None:
@@ -165,7 +172,9 @@ class BCTrainer(Trainer):
             best = None  # (mean score, round, weights): rollouts judge the weights they play
             for r in range(bc.dagger.rounds + 1):
                 played = self._dagger_round(r, label=r < bc.dagger.rounds)
-                rounds.append({"round": r, **played})
+                folder = self._save_round(r, played)
+                rounds.append({"round": r, **played,
+                               "model": str((folder / runs.MODEL).relative_to(self.run_dir.path))})
                 if best is None or played["mean_score"] > best[0]:
                     best = (played["mean_score"], r, copy.deepcopy(self.model.policy.state_dict()))
                 if r < bc.dagger.rounds:
@@ -266,6 +275,18 @@ class BCTrainer(Trainer):
             self.targets = self.demos.policy_actions(self.cfg.env.control)
         return {"transitions": int(played.n) if label else 0, "scores": scores,
                 "mean_score": mean}
+
+    def _save_round(self, r: int, played: dict) -> Path:
+        """Keep the weights round ``r`` played with (and what they scored) in
+        ``dagger/round-R/``."""
+        folder = self.run_dir.dagger_dir / f"round-{r}"
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with runs.atomic_dir(folder) as tmp:
+            self._save_policy(tmp)
+            runs.write_json_atomic(tmp / ROUND_SCORES, {
+                "round": r, "episodes": self.cfg.bc.dagger.episodes,
+                "scores": played["scores"], "mean_score": played["mean_score"]})
+        return folder
 
     def _play(self, r: int, beta: float) -> Demos:
         """Round ``r``'s episodes, played by the clone (the expert's action at a decision with

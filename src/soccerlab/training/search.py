@@ -27,8 +27,10 @@ What is searched (``space``):
   episodes instead of all. Each task draws its own directions (seeded by ``seed`` and the
   task), so ``jobs`` processes searching tasks side by side give the same result as one.
 
-The output is a copy of the run (without checkpoints, TensorBoard files or submissions) whose
-policy model holds the best weights, plus ``search.json``: the settings, every iteration's
+TARGET is a run (its best model, else its final one) or a model .zip inside one (a checkpoint,
+or a BC run's ``dagger/round-R/model.zip``). The output is a copy of the run (without
+checkpoints, DAgger rounds, TensorBoard files or submissions) whose policy model holds the best
+weights, plus ``search.json``: the settings, every iteration's
 scores, and the score on the run's evaluation seeds before and after, per task; its ``tb/``
 holds the search's curves (``write_curves``), which ``soccerlab report`` plots. Choose search
 seeds that differ from the evaluation seeds (the default does) so that the reported gain is
@@ -229,10 +231,9 @@ def search_run(target: str | Path, out: str | Path, settings: SearchSettings,
     target, out = Path(target), Path(out)
     if out.exists():
         raise UserError(f"--out {out} exists: choose a new folder (nothing is overwritten)")
-    if not target.is_dir():
-        raise UserError(f"{target} is not a run directory (search writes a copy of a run)")
-    if out.resolve().is_relative_to(target.resolve()):
-        raise UserError(f"--out {out} is inside the run {target}: choose a folder outside it")
+    run = run_of(target)
+    if out.resolve().is_relative_to(run.resolve()):
+        raise UserError(f"--out {out} is inside the run {run}: choose a folder outside it")
     if settings.space not in SPACES:
         raise UserError(f"unknown space {settings.space!r} (spaces: {', '.join(SPACES)})")
     if settings.iterations < 1 or settings.pairs < 1 or settings.noise <= 0 or settings.step < 0:
@@ -242,9 +243,22 @@ def search_run(target: str | Path, out: str | Path, settings: SearchSettings,
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a small policy: more threads only contend with the envs
     try:
-        return _search(target, out, settings, walker, trust_pickle, progress)
+        return _search(target, run, out, settings, walker, trust_pickle, progress)
     finally:
         torch.set_num_threads(threads)
+
+
+def run_of(target: Path) -> Path:
+    """The run directory TARGET is or holds a model of (a .zip up to three folders deep, e.g.
+    ``RUN/dagger/round-5/model.zip``)."""
+    if target.is_dir():
+        return target
+    if target.is_file() and target.suffix == ".zip":
+        for folder in list(target.parents)[:3]:
+            if (folder / "config.yaml").is_file():
+                return folder
+    raise UserError(f"{target} is not a run directory or a model .zip inside one (search "
+                    "writes a copy of a run)")
 
 
 def _prepare(target: Path, walker: str | None, trust_pickle: bool) -> tuple[Any, Config]:
@@ -303,7 +317,7 @@ def worker_progress(parent: int, line: str) -> None:
     print(line, flush=True)
 
 
-def _search(target: Path, out: Path, settings: SearchSettings, walker: str | None,
+def _search(target: Path, run: Path, out: Path, settings: SearchSettings, walker: str | None,
             trust_pickle: bool, progress: Callable[[str], None]) -> dict[str, Any]:
     from soccerlab.evaluation import model_predictor
 
@@ -357,7 +371,7 @@ def _search(target: Path, out: Path, settings: SearchSettings, walker: str | Non
               "report_seeds": report_seeds, "before": before, "isolated": isolated,
               "after": after,
               "searches": searches, "seconds": round(time.perf_counter() - started, 1)}
-    _write_copy(target, out, loaded.path, model, normalizer, result)
+    _write_copy(run, out, loaded.path, model, normalizer, result)
     return result
 
 
@@ -411,22 +425,23 @@ def _write_copy(run: Path, out: Path, model_path: Path, model: Any, normalizer: 
     source, tmp = RunDir(run), RunDir(out.with_name(f".{out.name}.tmp-{os.getpid()}"))
     shutil.rmtree(tmp.path, ignore_errors=True)
     try:
+        aside = (source.checkpoints_dir.name, source.dagger_dir.name)  # models not copied
         shutil.copytree(source.path, tmp.path, ignore=shutil.ignore_patterns(
-            source.checkpoints_dir.name, source.tb_dir.name, "submission-*", "report"))
+            *aside, source.tb_dir.name, "submission-*", "report"))
         relative = model_path.resolve().relative_to(source.path.resolve())
-        if relative.parts[0] == source.checkpoints_dir.name:  # no final model: not copied
+        if relative.parts[0] in aside:  # a checkpoint or a DAgger round: the copy's model
             if (model_path.parent / VECNORM_NPZ).is_file():
                 shutil.copy2(model_path.parent / VECNORM_NPZ, tmp.path / VECNORM_NPZ)
             relative = Path(MODEL)
         searched = tmp.path / relative
         model.save(str(searched))
         # The copy's other final model (root model.zip beside best/) would be the unsearched
-        # policy under the searched run's name: drop it.
-        for other in (tmp.model_file, tmp.best_dir / MODEL):
-            if other.is_file() and other != searched:
-                other.unlink()
-                for name in (VECNORM_NPZ, VECNORM):  # that model's normaliser, now unused
-                    (other.parent / name).unlink(missing_ok=True)
+        # policy under the searched run's name: drop it (best/: with its metrics).
+        if tmp.model_file.is_file() and tmp.model_file != searched:
+            for name in (MODEL, VECNORM_NPZ, VECNORM):  # with that model's normaliser
+                (tmp.path / name).unlink(missing_ok=True)
+        if tmp.best_dir.is_dir() and searched.parent != tmp.best_dir:
+            shutil.rmtree(tmp.best_dir)
         stats = searched.parent / VECNORM_NPZ
         if normalizer is not None and getattr(normalizer, "shape", None) and stats.is_file():
             stats_file.write_obs_mean(stats, normalizer.mean)
