@@ -152,6 +152,7 @@ def test_bc_with_dagger_and_the_time_feature(tmp_path, cli, walker):
     best = max(rounds, key=lambda r: r["mean_score"])
     assert meta["kept_round"] == best["round"]
     assert "DAgger: keeping the weights after round" in res.out
+    assert f"each round's weights in {run / 'dagger'}/round-R/" in res.out
     # every round's weights stay in the run with what they scored; the kept round's are the run's
     from soccerlab.loading import load_policy
 

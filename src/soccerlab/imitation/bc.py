@@ -184,7 +184,8 @@ class BCTrainer(Trainer):
                   f"{best[0]:+.3f} on average over the tasks)")
             fit["kept_round"] = best[1]
             self.demos.save(self.run_dir.path / DAGGER_FILE)
-            print(f"DAgger: demos and labelled rows in {self.run_dir.path / DAGGER_FILE}")
+            print(f"DAgger: demos and labelled rows in {self.run_dir.path / DAGGER_FILE}; each "
+                  f"round's weights in {self.run_dir.dagger_dir}/round-R/")
         seconds = time.perf_counter() - start
         summary = {"demos": str(bc.demos), "transitions": int(self.demos.n),
                    "episodes": int(self.demos.n_episodes), **fit,

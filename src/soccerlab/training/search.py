@@ -425,11 +425,12 @@ def _write_copy(run: Path, out: Path, model_path: Path, model: Any, normalizer: 
     source, tmp = RunDir(run), RunDir(out.with_name(f".{out.name}.tmp-{os.getpid()}"))
     shutil.rmtree(tmp.path, ignore_errors=True)
     try:
-        aside = (source.checkpoints_dir.name, source.dagger_dir.name)  # models not copied
         shutil.copytree(source.path, tmp.path, ignore=shutil.ignore_patterns(
-            *aside, source.tb_dir.name, "submission-*", "report"))
+            source.checkpoints_dir.name, source.dagger_dir.name, source.tb_dir.name,
+            "submission-*", "report"))
         relative = model_path.resolve().relative_to(source.path.resolve())
-        if relative.parts[0] in aside:  # a checkpoint or a DAgger round: the copy's model
+        if relative not in (Path(MODEL), Path(source.best_dir.name, MODEL)):
+            # a checkpoint, a DAgger round: the searched weights become the copy's model
             if (model_path.parent / VECNORM_NPZ).is_file():
                 shutil.copy2(model_path.parent / VECNORM_NPZ, tmp.path / VECNORM_NPZ)
             relative = Path(MODEL)
