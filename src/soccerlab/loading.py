@@ -73,15 +73,14 @@ def load_policy(target: str | Path, env_id: str | None = None, algo: str | None 
 
 
 def _config_for(model_path: Path, env_id: str | None, algo: str | None) -> tuple[Config, bool]:
-    for folder in (model_path.parent, *list(model_path.parents)[1:3]):
-        cfg_file = folder / "config.yaml"
-        if cfg_file.is_file():
-            cfg = load_config(cfg_file)
-            if env_id:
-                data = cfg.to_dict()
-                data["env"]["id"] = env_id
-                cfg = config_from_dict(data)
-            return cfg, True
+    run = runs.run_of_model(model_path)
+    if run is not None:
+        cfg = load_config(run / "config.yaml")
+        if env_id:
+            data = cfg.to_dict()
+            data["env"]["id"] = env_id
+            cfg = config_from_dict(data)
+        return cfg, True
     if not env_id:
         raise UserError(f"{model_path} is not inside a soccerlab run: pass --env ENV_ID")
     name = algo or _guess_algo(model_path).name

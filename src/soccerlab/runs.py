@@ -188,6 +188,16 @@ class RunDir:
         raise UserError(f"{self.path} holds no model yet (no best/, model.zip or checkpoint)")
 
 
+def run_of_model(model_path: Path) -> Path | None:
+    """The run a model file belongs to: its folder or one up to two above it, the first that
+    holds a ``config.yaml`` (``best/``, ``checkpoints/N/``, ``dagger/round-R/``); None outside
+    any run."""
+    for folder in (model_path.parent, *list(model_path.parents)[1:3]):
+        if (folder / "config.yaml").is_file():
+            return folder
+    return None
+
+
 def versions() -> dict[str, str]:
     """Versions of the packages that decide what a run does."""
     out = {"python": platform.python_version()}

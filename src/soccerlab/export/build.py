@@ -72,7 +72,7 @@ def export_run(target: str | Path, out: str | Path | None = None, fmt: str = "to
     if target.is_dir():
         run = runs.RunDir.open(target).path  # one line for a folder that is not a run
     elif target.is_file():
-        run = _run_of(target)
+        run = runs.run_of_model(target)
         if run is None:
             raise UserError(f"{target} is not inside a soccerlab run; export needs the run's config")
     else:
@@ -110,13 +110,6 @@ def export_run(target: str | Path, out: str | Path | None = None, fmt: str = "to
         runs.write_json_atomic(tmp / "manifest.json", manifest)
         (tmp / "README.md").write_text(readme_text(manifest))
     return ExportResult(folder, manifest, time.perf_counter() - start)
-
-
-def _run_of(model_path: Path) -> Path | None:
-    for folder in (model_path.parent, *list(model_path.parents)[1:3]):
-        if (folder / "config.yaml").is_file():
-            return folder
-    return None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ import torch
 
 from soccerlab.config import Config, config_from_dict
 from soccerlab.errors import UserError
-from soccerlab.runs import MODEL, VECNORM, VECNORM_NPZ, RunDir
+from soccerlab.runs import MODEL, VECNORM, VECNORM_NPZ, RunDir, run_of_model
 from soccerlab.training.search_settings import SPACES, SearchSettings
 
 
@@ -253,10 +253,9 @@ def run_of(target: Path) -> Path:
     ``RUN/dagger/round-5/model.zip``)."""
     if target.is_dir():
         return target
-    if target.is_file() and target.suffix == ".zip":
-        for folder in list(target.parents)[:3]:
-            if (folder / "config.yaml").is_file():
-                return folder
+    run = run_of_model(target) if target.is_file() and target.suffix == ".zip" else None
+    if run is not None:
+        return run
     raise UserError(f"{target} is not a run directory or a model .zip inside one (search "
                     "writes a copy of a run)")
 
