@@ -8,7 +8,8 @@ counter (time is not observed; the counter restarts with ``reset``).
 
 ``striker`` lines up behind the ball on the line from the ball to an aim point, then pushes
 the ball along that line at a set speed, correcting sideways with ``vy`` and turning to face
-the line. What it aims at, how fast it pushes and when it starts are per task
+the line. A robot in front of the ball first walks round its side, to a point beside and
+behind it. What it aims at, how fast it pushes and when it starts are per task
 (``StrikerParams``; the defaults in ``TASK_PARAMS`` were found by a small search on the fast
 backend, see ``docs/results.md``):
 
@@ -147,6 +148,9 @@ FAST_VX = 1.5
 #: ``blend`` > 0: the width of the heading-error sigmoid [rad] and of the sigmoid that turns
 #: the approach heading from the waypoint to the line near the waypoint [m].
 BLEND_WIDTH = 0.1
+#: How far the waypoint beside the ball lies behind the line where the robot counts as in
+#: front of the ball (``0.5 * behind`` behind the ball) [m].
+ROUND_MARGIN = 0.2
 
 FAST_TASK_PARAMS: dict[str, StrikerParams] = {
     "goalie_penalty_kick": StrikerParams(aim="goal", aim_y=-0.5, speed=1.45, wait=52,
@@ -247,8 +251,10 @@ def striker_command(arrays: Mapping[str, np.ndarray], params: Sequence[StrikerPa
     # Where to stand: behind the ball on the line; coming from in front, go round its side.
     spot = ball - behind[:, None] * u + foot[:, None] * nrm
     side = np.where(lat >= 0, 1.0, -1.0)
-    round_side = ball + (0.6 * side)[:, None] * nrm - 0.2 * u
     in_front = s > -0.5 * behind
+    # the point beside the ball lies behind the in-front line: reached, the robot turns to the
+    # spot (with a point level with that line, a robot standing on it never moved on)
+    round_side = ball + (0.6 * side)[:, None] * nrm - (0.5 * behind + ROUND_MARGIN)[:, None] * u
     wide = np.abs(lat) > 0.45
     waypoint = np.where((in_front & ~wide)[:, None], round_side, spot)
     to_wp = waypoint  # waypoint offsets are already robot-relative
