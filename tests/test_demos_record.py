@@ -126,7 +126,7 @@ def walk_kinematically(robot, yaw, ball, aim, params, steps, dt=0.02):
 
 
 @pytest.mark.parametrize("blend, lateral_tol", [(0.0, 0.12), (0.15, 0.25)])
-def test_striker_standing_beside_the_ball_goes_behind_it_and_pushes(blend, lateral_tol):
+def test_striker_standing_beside_the_ball_gets_behind_it(blend, lateral_tol):
     # kick_to_target's setting: 0.65 m behind the ball, ball before the left foot. The robot
     # starts beside the ball, 0.24 m behind it and 0.53 m to its right, facing the aim. The
     # waypoint beside the ball once lay where it stood, and it stood there for good (5 % of
