@@ -251,10 +251,11 @@ def striker_command(arrays: Mapping[str, np.ndarray], params: Sequence[StrikerPa
     # Where to stand: behind the ball on the line; coming from in front, go round its side.
     spot = ball - behind[:, None] * u + foot[:, None] * nrm
     side = np.where(lat >= 0, 1.0, -1.0)
-    in_front = s > -0.5 * behind
+    front_line = -0.5 * behind  # along the line: closer to the ball than this is in front
+    in_front = s > front_line
     # the point beside the ball lies behind the in-front line: reached, the robot turns to the
     # spot (with a point level with that line, a robot standing on it never moved on)
-    round_side = ball + (0.6 * side)[:, None] * nrm - (0.5 * behind + ROUND_MARGIN)[:, None] * u
+    round_side = ball + (0.6 * side)[:, None] * nrm + (front_line - ROUND_MARGIN)[:, None] * u
     wide = np.abs(lat) > 0.45
     waypoint = np.where((in_front & ~wide)[:, None], round_side, spot)
     to_wp = waypoint  # waypoint offsets are already robot-relative
