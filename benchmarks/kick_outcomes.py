@@ -13,9 +13,9 @@ policy (``--run``: a run directory or a model .zip inside one, played determinis
 - ``lost``: time ran out with the ball no closer than that.
 
 Episodes are grouped by the ball-to-target distance at the start (``--bands``, metres). Prints
-one JSON object: per band the episode count, mean score, success rate and class counts, plus
-the same over all seeds. The ball-to-target distance at the last step comes from the score's
-``distance`` term (0.5 exp(-d)).
+one JSON object: per band the episode count, mean score (and its standard error), success
+rate and class counts, plus the same over all seeds. The ball-to-target distance at the last
+step comes from the score's ``distance`` term (0.5 exp(-d)).
 
     PYTHONPATH=src python benchmarks/kick_outcomes.py --seeds 350-649 --command-range vx=-1,1.5 \\
         --set blend=0.15 --set lateral_tol=0.25
@@ -100,6 +100,7 @@ def _group(name: str, idx: list[int], classes: list[str], scores: np.ndarray) ->
     n = len(idx)
     return {"band": name, "episodes": n,
             "score": round(float(scores[idx].mean()), 3) if n else None,
+            "score_se": round(float(scores[idx].std() / np.sqrt(n)), 3) if n else None,
             "success": round(counts["success"] / n, 3) if n else None, "classes": counts}
 
 

@@ -47,3 +47,5 @@ def test_bands_count_every_episode_once():
     assert out["bands"][1]["classes"] == {"success": 0, "fallen": 0, "out": 0, "near": 1,
                                           "slow": 1, "lost": 0}
     assert out["all"]["episodes"] == 5 and out["all"]["success"] == 0.2
+    assert out["all"]["score_se"] == round(float(np.std([2.0, -0.3, -0.3, -0.3, -0.3])
+                                                 / np.sqrt(5)), 3)
