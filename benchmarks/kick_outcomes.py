@@ -39,7 +39,7 @@ from soccerlab.envs.soccer import SoccerSpec, WalkerSpec, load_walker
 from soccerlab.envs.soccer.batch import SoccerBatch
 from soccerlab.envs.soccer.behaviour.walker_load import parse_command_ranges
 from soccerlab.errors import UserError
-from soccerlab.imitation.experts import check_settings
+from soccerlab.imitation.experts import parse_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from expert_search import DEFAULT_WALKER, play  # noqa: E402
@@ -112,7 +112,7 @@ def striker_records(seeds: list[int], args: argparse.Namespace) -> list[dict]:
     walker = WalkerSpec(str(Path(args.walker).resolve()),
                         command_ranges=parse_command_ranges(args.command_range) or None)
     base = task_params(TASK, load_walker(walker).config.command_ranges)
-    changes = check_settings({TASK: dict(item.partition("=")[::2] for item in args.set)})
+    changes = parse_settings([f"{TASK}.{item}" for item in args.set])
     return play(TASK, [replace(base, **changes.get(TASK, {}))], seeds, walker, None)
 
 
