@@ -17,8 +17,9 @@ one JSON object: per band the episode count, mean score (and its standard error)
 rate and class counts, plus the same over all seeds. The ball-to-target distance at the last
 step comes from the score's ``distance`` term (0.5 exp(-d)).
 
+    PYTHONPATH=src python benchmarks/kick_outcomes.py --seeds 350-649 --command-range vx=-1,1.5
     PYTHONPATH=src python benchmarks/kick_outcomes.py --seeds 350-649 --command-range vx=-1,1.5 \\
-        --set blend=0.15 --set lateral_tol=0.25
+        --set face_within=0.8 --set round_width=0.6      # turning on the spot, as before
     PYTHONPATH=src python benchmarks/kick_outcomes.py --seeds 350-649 --run runs/agent
 """
 

@@ -143,6 +143,34 @@ def test_striker_standing_beside_the_ball_gets_behind_it(blend, lateral_tol):
         assert pushes and pushes[0] < 100, "never lined up behind the ball to push"
 
 
+def first_push(params, ball, aim, steps=400) -> float:
+    """The first decision at which the kinematic robot of ``walk_kinematically`` pushes from
+    behind the ball, facing along the line (inf: never in ``steps``)."""
+    u = (aim - ball) / np.linalg.norm(aim - ball)
+    for t, (p, yaw, cmd) in enumerate(walk_kinematically((0.0, 0.0), 0.0, ball, aim, params,
+                                                         steps)):
+        c, s = np.cos(yaw), np.sin(yaw)
+        velocity = np.array([c * cmd[0] - s * cmd[1], s * cmd[0] + c * cmd[1]])
+        facing = np.array([c, s]) @ u > np.cos(0.2)
+        if (p - ball) @ u < -0.3 and facing and velocity @ u > 0.5 * params.speed:
+            return t
+    return float("inf")
+
+
+@pytest.mark.parametrize("blend, lateral_tol", [(0.0, 0.12), (0.15, 0.25)])
+def test_striker_facing_the_line_all_the_way_round_pushes_sooner(blend, lateral_tol):
+    # the robot faces the ball 1.5 m ahead; the target lies behind the robot and to its left.
+    # Heading for the waypoint, it walks round the ball and then turns on the spot; facing
+    # along the line all the way (face_within), it turns while it walks round.
+    facing = replace(FAST_TASK_PARAMS["kick_to_target"], blend=blend, lateral_tol=lateral_tol)
+    assert facing.face_within > 5  # the tuned setting faces along the line all the way
+    heading = replace(facing, face_within=0.8, round_width=0.6)  # the defaults
+    ball, aim = np.array([1.5, 0.0]), np.array([-6.0, 2.5])
+    first = first_push(facing, ball, aim)
+    assert first < 175  # 3.5 s
+    assert first < 0.7 * first_push(heading, ball, aim)
+
+
 def test_striker_waits_then_goes():
     params = [StrikerParams(wait=5)]
     info = scene(0.0, (0.4, 0.0), (6.0, 0.0))
