@@ -18,6 +18,7 @@ from soccerlab.imitation.experts import (
     StrikerParams,
     make_expert,
     parse_settings,
+    rotate,
     striker_command,
 )
 
@@ -149,9 +150,8 @@ def first_push(params, ball, aim, steps=400) -> float:
     u = (aim - ball) / np.linalg.norm(aim - ball)
     for t, (p, yaw, cmd) in enumerate(walk_kinematically((0.0, 0.0), 0.0, ball, aim, params,
                                                          steps)):
-        c, s = np.cos(yaw), np.sin(yaw)
-        velocity = np.array([c * cmd[0] - s * cmd[1], s * cmd[0] + c * cmd[1]])
-        facing = np.array([c, s]) @ u > np.cos(0.2)
+        velocity = rotate(cmd[None, :2], np.array([yaw]))[0]  # world frame
+        facing = np.array([np.cos(yaw), np.sin(yaw)]) @ u > np.cos(0.2)
         if (p - ball) @ u < -0.3 and facing and velocity @ u > 0.5 * params.speed:
             return t
     return float("inf")
