@@ -51,6 +51,21 @@ def test_last_layer_search_improves_the_score_and_the_copy_keeps_it(tmp_path, cl
     assert res.code == 0, res.err
     assert (tmp_path / "report" / "search.png").is_file()
 
+    # check seeds: a new best must also beat the kept one on them; search.json and the curves
+    # hold what the kept candidates scored there
+    checked = tmp_path / "checked"
+    res = cli("search", run, "--out", checked, "--seeds", "0,1", "--check-seeds", "2-3",
+              "--iterations", "2", "--noise", "0.3", "--step", "0.1")
+    assert res.code == 0, res.err
+    found = json.loads((checked / "search.json").read_text())["searches"]["all"]
+    assert found["history"][0]["check"] == found["start_check"]
+    kept = [c[2] for row in found["history"][1:] for c in row["checked"]]
+    assert found["best_check"] == max([found["start_check"], *kept])
+    assert "search/all/best_check" in read_scalars(checked / "tb")
+    one_line_error(cli("search", run, "--out", tmp_path / "v", "--seeds", "0,1",
+                       "--check-seeds", "1,2"), "--check-seeds", "differ")
+    assert not (tmp_path / "v").exists()
+
     # a run stopped before its final model: the search starts from its latest checkpoint and the
     # copy holds the searched model as its final one
     import shutil
@@ -171,3 +186,29 @@ def test_a_worker_stops_when_its_search_is_gone(monkeypatch, capsys):
     assert exits == [] and "iteration 1/2" in capsys.readouterr().out
     search.worker_progress(os.getppid() + 100000, "iteration 2/2")  # not our parent any more
     assert exits == [1]
+
+
+def test_check_seeds_keep_only_candidates_that_beat_the_kept_one_there_too():
+    from soccerlab.training.search import Params, random_search
+    from soccerlab.training.search_settings import SearchSettings
+
+    def search(check=None):
+        params = Params(apply=lambda theta: None, theta0=np.zeros(3), scale=1.0)
+        settings = SearchSettings(iterations=4, pairs=2, noise=0.5, step=0.2)
+        return random_search(lambda theta: float(theta[0]), params, settings,
+                             np.random.default_rng(0), check=check)
+
+    alone = search()
+    assert alone.found_at > 0 and alone.best_theta[0] > 0  # the search seeds reward +x
+    # check seeds that agree keep the same candidate; each one checked was a new best
+    agreeing = search(check=lambda theta: float(theta[0]))
+    assert np.array_equal(agreeing.best_theta, alone.best_theta)
+    assert agreeing.best_check == pytest.approx(alone.best_score)
+    # check seeds that punish what the search seeds reward: the start is kept, and the
+    # history says which candidates were played on them and what they scored there
+    opposed = search(check=lambda theta: -float(theta[0]))
+    assert opposed.found_at == 0 and np.array_equal(opposed.best_theta, np.zeros(3))
+    assert opposed.best_score == 0.0 and opposed.best_check == 0.0
+    checked = [c for row in opposed.history[1:] for c in row["checked"]]
+    assert checked and all(score < 0 for _, _, score in checked)
+    assert opposed.history[0]["check"] == 0.0

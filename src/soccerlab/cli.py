@@ -179,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seeds that score each candidate (default "
                         f"{','.join(map(str, _SEARCH.seeds))}; the report uses the run's eval "
                         "seeds)")
+    p.add_argument("--check-seeds", type=parse_seeds, metavar="2000-2039", default=[],
+                   help="seeds a new best must also score better on than the kept one (against "
+                        "keeping a candidate that was lucky on --seeds; default: none)")
     p.add_argument("--iterations", type=_positive, default=_SEARCH.iterations,
                    help=f"iterations (default {_SEARCH.iterations})")
     p.add_argument("--pairs", type=_positive, default=_SEARCH.pairs,
@@ -374,7 +377,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         space=args.space,
         tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()) if args.tasks else None,
         seeds=tuple(args.seeds), iterations=args.iterations, pairs=args.pairs, noise=args.noise,
-        step=args.step, seed=args.seed, jobs=args.jobs)
+        step=args.step, seed=args.seed, jobs=args.jobs, check_seeds=tuple(args.check_seeds))
     result = search_run(args.target, args.out, settings, args.walker, args.trust_pickle,
                         progress=lambda line: print(line, flush=True))
     for task in result["before"]["tasks"]:

@@ -159,7 +159,8 @@ def panels(targets: list[Target]) -> dict[str, list[tuple[str, str]]]:
         "losses": [(t, t) for t in sorted(tags)
                    if t.startswith("train/") and ("loss" in t or t == "train/val_td_error")],
         "throughput": [("env steps per second", t) for t in ["time/fps"] if t in tags],
-        "search": [(f"{t[len('search/'):].replace('/', ': ')} (search seeds)", t)
+        "search": [(f"{t[len('search/'):].replace('/', ': ')} "
+                    f"({'check' if t.endswith('_check') else 'search'} seeds)", t)
                    for t in sorted(tags) if t.startswith("search/")],
     }
     return {name: p for name, p in figures.items() if p}

@@ -12,6 +12,13 @@ where ``r`` is the deterministic evaluation score (soccer: the competition score
 the mean return) on the search seeds, and ``d_k`` are standard normal directions. The best
 candidate seen is kept, not the last ``theta``.
 
+Keeping the best of many candidates rewards luck on the search seeds where each seed draws a
+new episode (kick_to_target's ball and target): a candidate a few lucky episodes lift above
+the others is kept, and it plays other seeds no better, or worse. With ``check_seeds``, a
+candidate that beats the kept one on the search seeds is also played on the check seeds, and
+it replaces the kept one only if it beats it there too (the start is played on them once).
+Only such candidates cost check episodes, and ``history`` records what they scored.
+
 What is searched (``space``):
 
 - ``last-layer``: the action layer's weights and bias; ``noise`` and ``step`` are relative to
@@ -74,39 +81,59 @@ class SearchResult:
     best_theta: np.ndarray
     found_at: int  # iteration (1-based, as printed and plotted) of the best; 0: the start
     history: list[dict[str, Any]] = field(default_factory=list)
+    best_check: float | None = None  # the kept candidate's score on the check seeds
 
 
 def random_search(score: Callable[[np.ndarray], float], params: Params,
                   settings: SearchSettings, rng: np.random.Generator,
                   progress: Callable[[str], None] = lambda line: None,
-                  label: str = "") -> SearchResult:
+                  label: str = "",
+                  check: Callable[[np.ndarray], float] | None = None) -> SearchResult:
     """Basic random search of ``score`` around ``params.theta0`` (module docstring). The
-    history holds, per iteration, every candidate's score and the best so far."""
+    history holds, per iteration, every candidate's score and the best so far; with ``check``
+    (the score on the check seeds) also the check scores of the candidates that needed one."""
     theta = params.theta0.copy()
     noise = settings.noise * params.scale
     start = time.perf_counter()
     result = SearchResult(score(theta), theta.copy(), 0)
     result.history.append({"iteration": 0, "score": result.best_score})  # the start
-    progress(f"{label}start: {result.best_score:+.3f}")
+    if check is not None:
+        result.best_check = check(theta)
+        result.history[0]["check"] = result.best_check
+    progress(f"{label}start: {result.best_score:+.3f}"
+             + (f" (check seeds {result.best_check:+.3f})" if check is not None else ""))
     for it in range(settings.iterations):
         dirs = rng.normal(size=(settings.pairs, theta.size))
         plus = [score(theta + noise * d) for d in dirs]
         minus = [score(theta - noise * d) for d in dirs]
+        checked = []  # (plus or minus, k, check score) of the candidates played on check seeds
         for values, sign in ((plus, 1.0), (minus, -1.0)):
             for k, value in enumerate(values):
-                if value > result.best_score:
-                    result.best_score = value
-                    result.best_theta = theta + sign * noise * dirs[k]
-                    result.found_at = it + 1
+                if value <= result.best_score:
+                    continue
+                candidate = theta + sign * noise * dirs[k]
+                if check is not None:
+                    on_check = check(candidate)
+                    checked.append(["plus" if sign > 0 else "minus", k, on_check])
+                    if on_check <= result.best_check:
+                        continue
+                    result.best_check = on_check
+                result.best_score = value
+                result.best_theta = candidate
+                result.found_at = it + 1
         spread = float(np.std(plus + minus)) or 1.0
         theta = theta + settings.step * params.scale / (settings.pairs * spread) * np.einsum(
             "k,kn->n", np.asarray(plus) - np.asarray(minus), dirs)
-        result.history.append({"iteration": it + 1, "plus": plus, "minus": minus,
-                               "best": result.best_score,
-                               "seconds": round(time.perf_counter() - start, 1)})
+        row = {"iteration": it + 1, "plus": plus, "minus": minus, "best": result.best_score,
+               "seconds": round(time.perf_counter() - start, 1)}
+        if check is not None:
+            row.update(checked=checked, best_check=result.best_check)
+        result.history.append(row)
         progress(f"{label}iteration {it + 1}/{settings.iterations}: candidates "
                  f"{min(plus + minus):+.3f} .. {max(plus + minus):+.3f}, best "
-                 f"{result.best_score:+.3f} ({time.perf_counter() - start:.0f} s)")
+                 f"{result.best_score:+.3f}"
+                 + (f" (check seeds {result.best_check:+.3f})" if check is not None else "")
+                 + f" ({time.perf_counter() - start:.0f} s)")
     return result
 
 
@@ -240,6 +267,10 @@ def search_run(target: str | Path, out: str | Path, settings: SearchSettings,
         raise UserError("iterations and pairs must be >= 1, noise > 0 and step >= 0")
     if not settings.seeds:
         raise UserError("give at least one search seed")
+    shared = sorted(set(settings.seeds) & set(settings.check_seeds))
+    if shared:
+        raise UserError(f"--check-seeds must differ from --seeds (both hold "
+                        f"{', '.join(map(str, shared[:5]))}{' ...' if len(shared) > 5 else ''})")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a small policy: more threads only contend with the envs
     try:
@@ -288,10 +319,12 @@ def _search_task(model: Any, normalizer: Any, cfg: Config, task: str, settings: 
     from soccerlab.evaluation import model_predictor
 
     params = task_shift(model, normalizer, task)
-    score = _scorer(params, _with_tasks(cfg, [task]), model_predictor(model, deterministic=True),
-                    settings.seeds, normalizer)
+    task_cfg, predict = _with_tasks(cfg, [task]), model_predictor(model, deterministic=True)
+    score = _scorer(params, task_cfg, predict, settings.seeds, normalizer)
+    check = (_scorer(params, task_cfg, predict, settings.check_seeds, normalizer)
+             if settings.check_seeds else None)
     found = random_search(score, params, settings, _task_rng(settings, task), progress,
-                          label=f"{task}: ")
+                          label=f"{task}: ", check=check)
     params.apply(params.theta0)
     return found.best_theta, _summary(found)
 
@@ -345,8 +378,10 @@ def _search(target: Path, run: Path, out: Path, settings: SearchSettings, walker
     if settings.space == "last-layer":
         params = last_layer(model)
         score = _scorer(params, cfg, predict, settings.seeds, normalizer)
+        check = (_scorer(params, cfg, predict, settings.check_seeds, normalizer)
+                 if settings.check_seeds else None)
         found = random_search(score, params, settings, np.random.default_rng(settings.seed),
-                              progress)
+                              progress, check=check)
         params.apply(found.best_theta)
         searches["all"] = _summary(found)
     else:
@@ -388,14 +423,18 @@ def _run_parallel(target: Path, walker: str | None, trust_pickle: bool, tasks: l
 
 
 def _summary(found: SearchResult) -> dict[str, Any]:
-    return {"start": found.history[0]["score"], "best": found.best_score,
-            "found_at_iteration": found.found_at, "history": found.history}
+    summary = {"start": found.history[0]["score"], "best": found.best_score,
+               "found_at_iteration": found.found_at, "history": found.history}
+    if found.best_check is not None:
+        summary.update(start_check=found.history[0]["check"], best_check=found.best_check)
+    return summary
 
 
 def write_curves(folder: Path, searches: dict[str, Any]) -> None:
     """TensorBoard scalars per search (``all`` or a task), x axis the iteration (0: the start):
-    ``search/<name>/best`` (best score so far on the search seeds) and
-    ``search/<name>/candidates`` (the mean of the iteration's candidates)."""
+    ``search/<name>/best`` (best score so far on the search seeds),
+    ``search/<name>/candidates`` (the mean of the iteration's candidates) and, with check
+    seeds, ``search/<name>/best_check`` (the kept candidate's score on them)."""
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(log_dir=str(folder))
@@ -406,8 +445,12 @@ def write_curves(folder: Path, searches: dict[str, Any]) -> None:
                 if step == 0:
                     writer.add_scalar(f"search/{name}/best", row["score"], 0)
                     writer.add_scalar(f"search/{name}/candidates", row["score"], 0)
+                    if "check" in row:
+                        writer.add_scalar(f"search/{name}/best_check", row["check"], 0)
                     continue
                 writer.add_scalar(f"search/{name}/best", row["best"], step)
+                if "best_check" in row:
+                    writer.add_scalar(f"search/{name}/best_check", row["best_check"], step)
                 writer.add_scalar(f"search/{name}/candidates",
                                   float(np.mean(row["plus"] + row["minus"])), step)
     finally:

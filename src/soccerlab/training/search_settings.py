@@ -24,3 +24,4 @@ class SearchSettings:
     step: float = 0.01  # same units as noise
     seed: int = 0
     jobs: int = 1  # task space: tasks searched at once, one process each
+    check_seeds: tuple[int, ...] = ()  # a new best must also beat the kept one on these
