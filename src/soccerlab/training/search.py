@@ -241,6 +241,15 @@ def _scorer(params: Params, cfg: Config, predict: Any, seeds: Sequence[int],
     return score
 
 
+def _scorers(params: Params, cfg: Config, predict: Any, settings: SearchSettings,
+             normalizer: Any) -> tuple[Callable[[np.ndarray], float],
+                                       Callable[[np.ndarray], float] | None]:
+    """The scores on the search seeds and (None without them) on the check seeds."""
+    check = (_scorer(params, cfg, predict, settings.check_seeds, normalizer)
+             if settings.check_seeds else None)
+    return _scorer(params, cfg, predict, settings.seeds, normalizer), check
+
+
 def _evaluate(cfg: Config, predict: Any, seeds: Sequence[int], normalizer: Any) -> dict[str, Any]:
     """Overall score and (soccer) the per-task mean scores of deterministic episodes."""
     from soccerlab.evaluation import evaluate_config
@@ -319,10 +328,8 @@ def _search_task(model: Any, normalizer: Any, cfg: Config, task: str, settings: 
     from soccerlab.evaluation import model_predictor
 
     params = task_shift(model, normalizer, task)
-    task_cfg, predict = _with_tasks(cfg, [task]), model_predictor(model, deterministic=True)
-    score = _scorer(params, task_cfg, predict, settings.seeds, normalizer)
-    check = (_scorer(params, task_cfg, predict, settings.check_seeds, normalizer)
-             if settings.check_seeds else None)
+    score, check = _scorers(params, _with_tasks(cfg, [task]),
+                            model_predictor(model, deterministic=True), settings, normalizer)
     found = random_search(score, params, settings, _task_rng(settings, task), progress,
                           label=f"{task}: ", check=check)
     params.apply(params.theta0)
@@ -377,9 +384,7 @@ def _search(target: Path, run: Path, out: Path, settings: SearchSettings, walker
 
     if settings.space == "last-layer":
         params = last_layer(model)
-        score = _scorer(params, cfg, predict, settings.seeds, normalizer)
-        check = (_scorer(params, cfg, predict, settings.check_seeds, normalizer)
-                 if settings.check_seeds else None)
+        score, check = _scorers(params, cfg, predict, settings, normalizer)
         found = random_search(score, params, settings, np.random.default_rng(settings.seed),
                               progress, check=check)
         params.apply(found.best_theta)
